@@ -1,0 +1,576 @@
+// ProcessGroup over c10d: TCPStore rendezvous, ProcessGroupGloo / ProcessGroupNCCL, bucketed collectives
+// that wait with a timeout and turn a dead or hung peer into tinyzero::Error.
+//
+// LibTorch differences kept here: in 1.13 the backends derive from c10d::ProcessGroup, in 2.x from
+// c10d::Backend (same collective signatures). Gloo is compiled where its headers exist (TZ_HAVE_GLOO),
+// NCCL where LibTorch has CUDA and nccl.h was found (TZ_HAVE_NCCL); see src/CMakeLists.txt.
+#include "tinyzero/dist/process_group.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/version.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/Types.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
+
+#if TORCH_VERSION_MAJOR >= 2
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#else
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#endif
+#ifdef TZ_HAVE_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#ifdef TZ_HAVE_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <algorithm>
+#include <cctype>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <sstream>
+#include <thread>
+
+#include "tinyzero/core/errors.h"
+
+namespace tinyzero {
+
+#if TORCH_VERSION_MAJOR >= 2
+using C10dBackend = c10d::Backend;
+#else
+using C10dBackend = c10d::ProcessGroup;
+#endif
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string format_seconds(double s) {
+  std::ostringstream out;
+  out.precision(s < 10 ? 2 : 4);
+  out << s;
+  return out.str();
+}
+
+// The first line of a c10d/Gloo message, without LibTorch's backtrace, at most 300 characters.
+std::string short_detail(const std::exception& e) {
+  std::string text;
+  if (auto* c10 = dynamic_cast<const c10::Error*>(&e))
+    text = c10->what_without_backtrace();
+  else
+    text = e.what();
+  auto nl = text.find('\n');
+  if (nl != std::string::npos) text.resize(nl);
+  if (text.size() > 300) text = text.substr(0, 300) + "...";
+  while (!text.empty() && (text.back() == '.' || std::isspace(static_cast<unsigned char>(text.back()))))
+    text.pop_back();
+  return text;
+}
+
+bool mentions_timeout(const std::string& detail) {
+  std::string lower = detail;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  return lower.find("timed out") != std::string::npos || lower.find("timeout") != std::string::npos;
+}
+
+}  // namespace
+
+struct ProcessGroup::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<C10dBackend> backend;
+  std::string name;  // gloo | nccl
+  c10::Device device{c10::kCPU};
+  std::chrono::milliseconds timeout{0};
+  double timeout_s = 0;
+  int rank = 0;
+  int world = 1;
+  std::atomic<bool> broken{false};
+  std::string broken_reason;
+
+  std::string peers() const {
+    if (world == 2) return "rank " + std::to_string(1 - rank);
+    return "the other " + std::to_string(world - 1) + " ranks";
+  }
+
+  // Marks the group unusable and throws the one-line message for a failed or timed-out collective.
+  [[noreturn]] void fail(const std::string& op, const std::string& detail, double elapsed_s) {
+    std::ostringstream m;
+    m << "rank " << rank << ": " << op;
+    if (mentions_timeout(detail) || elapsed_s >= 0.95 * timeout_s)
+      m << " timed out after " << format_seconds(timeout_s) << " s waiting for " << peers();
+    else
+      m << " failed after " << format_seconds(elapsed_s) << " s: lost the connection to " << peers();
+    m << "; a peer may have died or hung - see its log (" << name << ": " << detail << ")";
+    broken_reason = m.str();
+    broken = true;
+    throw Error(broken_reason);
+  }
+
+  void check_usable(const std::string& op) const {
+    if (broken)
+      throw Error("rank " + std::to_string(rank) + ": " + op +
+                  " called after the process group failed: " + broken_reason);
+  }
+
+  void check_tensor(const std::string& op, const at::Tensor& t, size_t index) const {
+    if (!t.defined())
+      throw Error("rank " + std::to_string(rank) + ": " + op + " got an undefined tensor at index " +
+                  std::to_string(index) +
+                  " (e.g. a parameter without a gradient); every rank must pass the same "
+                  "defined tensors");
+    bool ok =
+        t.device().type() == device.type() && (!device.has_index() || t.device().index() == device.index());
+    if (!ok)
+      throw Error("rank " + std::to_string(rank) + ": " + op + " got a tensor on " + t.device().str() +
+                  " at index " + std::to_string(index) + ", but the " + name + " process group works on " +
+                  device.str() + "; move it there first");
+  }
+
+  // Dtype sent over the wire: Gloo has no bfloat16/half sum here, so those travel as float32 (exact for the
+  // values, and a more accurate sum); NCCL reduces them natively.
+  at::ScalarType wire_dtype(at::ScalarType t) const {
+    if (name == "gloo" && (t == at::kBFloat16 || t == at::kHalf)) return at::kFloat;
+    return t;
+  }
+
+  // Runs one launch; an exception while starting it breaks the group.
+  template <typename F>
+  c10::intrusive_ptr<c10d::Work> launch(const std::string& op, F&& start_fn) {
+    auto start = Clock::now();
+    try {
+      return start_fn();
+    } catch (const std::exception& e) {
+      fail(op, short_detail(e), seconds_since(start));
+    }
+  }
+
+  void wait(const std::string& op, const c10::intrusive_ptr<c10d::Work>& work) {
+    auto start = Clock::now();
+    try {
+      work->wait(timeout);
+    } catch (const std::exception& e) {
+      fail(op, short_detail(e), seconds_since(start));
+    }
+  }
+};
+
+// One flat buffer sent by one collective, and the tensors it is copied back into.
+struct Bucket {
+  std::vector<at::Tensor> tensors;
+  at::Tensor flat;        // (sum of numels,) in the wire dtype; aliases tensors[0] when in_place
+  bool in_place = false;  // a single contiguous tensor of the wire dtype: no copies
+  int root = -1;          // -1: all-reduce; else the rank broadcasting
+};
+
+struct PendingCollective::State {
+  std::shared_ptr<ProcessGroup::Impl> impl;
+  std::string op;
+  std::vector<Bucket> buckets;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  bool waited = false;
+};
+
+PendingCollective::PendingCollective(std::unique_ptr<State> state) : state_(std::move(state)) {}
+PendingCollective::PendingCollective(PendingCollective&&) noexcept = default;
+PendingCollective& PendingCollective::operator=(PendingCollective&&) noexcept = default;
+
+PendingCollective::~PendingCollective() {
+  if (!state_ || state_->waited || state_->impl->broken) return;
+  try {
+    wait();
+  } catch (const std::exception&) {
+    // Reported by the next call on the group, which is now broken.
+  }
+}
+
+bool PendingCollective::done() const { return !state_ || state_->waited; }
+
+void PendingCollective::wait() {
+  if (!state_ || state_->waited) return;
+  state_->waited = true;
+  auto& impl = *state_->impl;
+  impl.check_usable(state_->op);
+  for (auto& work : state_->works) impl.wait(state_->op, work);
+  at::NoGradGuard no_grad;
+  for (auto& b : state_->buckets) {
+    if (b.in_place || b.root == impl.rank) continue;
+    int64_t offset = 0;
+    for (auto& t : b.tensors) {
+      int64_t n = t.numel();
+      t.copy_(b.flat.narrow(0, offset, n).view(t.sizes()));
+      offset += n;
+    }
+  }
+}
+
+namespace {
+
+// Packs tensors into buckets keyed by (root, dtype) and launches each bucket as soon as it is full, so the
+// packing of later buckets overlaps the transfer of earlier ones. Same tensor shapes, dtypes and roots on
+// every rank give the same buckets in the same order.
+class BucketLauncher {
+ public:
+  BucketLauncher(ProcessGroup::Impl& impl, PendingCollective::State& state, int64_t bucket_bytes)
+      : impl_(impl), state_(state), bucket_bytes_(std::max<int64_t>(bucket_bytes, 1)) {}
+
+  void add(const at::Tensor& t, int root) {
+    if (t.numel() == 0) return;
+    if (root != last_root_) flush_all();  // owner changed: send what the previous owner had
+    last_root_ = root;
+    Open* open = nullptr;
+    for (auto& o : open_)
+      if (o.dtype == t.scalar_type()) open = &o;
+    if (!open) {
+      open_.push_back(Open{t.scalar_type(), {}, 0});
+      open = &open_.back();
+    }
+    const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+    if (open->bytes > 0 && open->bytes + bytes > bucket_bytes_) launch(*open, root);
+    open->tensors.push_back(t);
+    open->bytes += bytes;
+    if (open->bytes >= bucket_bytes_) launch(*open, root);
+  }
+
+  void finish() { flush_all(); }
+
+ private:
+  struct Open {
+    at::ScalarType dtype;
+    std::vector<at::Tensor> tensors;
+    int64_t bytes;
+  };
+
+  void flush_all() {
+    for (auto& o : open_)
+      if (!o.tensors.empty()) launch(o, last_root_);
+    open_.clear();
+  }
+
+  void launch(Open& open, int root) {
+    at::NoGradGuard no_grad;
+    Bucket b;
+    b.root = root;
+    b.tensors = std::move(open.tensors);
+    open.tensors.clear();
+    open.bytes = 0;
+    const at::ScalarType wire = impl_.wire_dtype(b.tensors[0].scalar_type());
+    const bool sends = root < 0 || root == impl_.rank;  // this rank's values go out
+    if (b.tensors.size() == 1 && b.tensors[0].is_contiguous() && b.tensors[0].scalar_type() == wire) {
+      b.in_place = true;
+      b.flat = b.tensors[0].view({-1});
+    } else if (sends) {
+      std::vector<at::Tensor> parts;
+      parts.reserve(b.tensors.size());
+      for (auto& t : b.tensors) parts.push_back(t.reshape({-1}));
+      b.flat = at::cat(parts, 0).to(wire);
+    } else {
+      int64_t numel = 0;
+      for (auto& t : b.tensors) numel += t.numel();
+      b.flat = at::empty({numel}, b.tensors[0].options().dtype(wire));
+    }
+    std::vector<at::Tensor> wire_tensors{b.flat};
+    C10dBackend& backend = *impl_.backend;
+    auto work = impl_.launch(state_.op, [&] {
+      if (root < 0) {
+        c10d::AllreduceOptions opts;
+        opts.reduceOp = c10d::ReduceOp::SUM;
+        opts.timeout = impl_.timeout;
+        return backend.allreduce(wire_tensors, opts);
+      }
+      c10d::BroadcastOptions opts;
+      opts.rootRank = root;
+      opts.rootTensor = 0;
+      opts.timeout = impl_.timeout;
+      return backend.broadcast(wire_tensors, opts);
+    });
+    state_.works.push_back(std::move(work));
+    state_.buckets.push_back(std::move(b));
+  }
+
+  ProcessGroup::Impl& impl_;
+  PendingCollective::State& state_;
+  int64_t bucket_bytes_;
+  std::vector<Open> open_;
+  int last_root_ = -2;
+};
+
+}  // namespace
+
+ProcessGroup::ProcessGroup(std::shared_ptr<Impl> impl, int rank, int world_size, std::string backend,
+                           double timeout_s)
+    : impl_(std::move(impl)),
+      rank_(rank),
+      world_size_(world_size),
+      backend_(std::move(backend)),
+      timeout_s_(timeout_s) {}
+
+ProcessGroup::~ProcessGroup() {
+  if (impl_ && impl_->broken) {
+    // Backend threads may still be blocked in a collective with a dead or hung peer, and destroying the
+    // backend waits for every queued collective (up to a timeout each). The process is about to report the
+    // error and exit, so the group is left to the OS instead.
+    new std::shared_ptr<Impl>(std::move(impl_));
+  }
+}
+
+void ProcessGroup::all_reduce_sum(at::Tensor& tensor) {
+  if (!impl_) return;
+  std::vector<at::Tensor> one{tensor};
+  all_reduce_sum(one, std::numeric_limits<int64_t>::max());
+}
+
+void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
+  all_reduce_sum_start(tensors, bucket_bytes).wait();
+}
+
+PendingCollective ProcessGroup::all_reduce_sum_start(std::vector<at::Tensor> tensors, int64_t bucket_bytes) {
+  if (!impl_) return PendingCollective(nullptr);
+  const std::string op = "all_reduce_sum";
+  impl_->check_usable(op);
+  for (size_t i = 0; i < tensors.size(); ++i) impl_->check_tensor(op, tensors[i], i);
+  auto state = std::make_unique<PendingCollective::State>();
+  state->impl = impl_;
+  state->op = op;
+  BucketLauncher launcher(*impl_, *state, bucket_bytes);
+  for (auto& t : tensors) launcher.add(t, -1);
+  launcher.finish();
+  return PendingCollective(std::move(state));
+}
+
+void ProcessGroup::broadcast(std::vector<at::Tensor>& tensors, int root, int64_t bucket_bytes) {
+  if (root < 0 || root >= world_size_)
+    throw Error("broadcast: root rank " + std::to_string(root) + " is outside 0.." +
+                std::to_string(world_size_ - 1));
+  std::vector<int> owners(tensors.size(), root);
+  broadcast_from_owners(tensors, owners, bucket_bytes);
+}
+
+void ProcessGroup::broadcast_from_owners(std::vector<at::Tensor>& tensors, const std::vector<int>& owners,
+                                         int64_t bucket_bytes) {
+  if (owners.size() != tensors.size())
+    throw Error("broadcast_from_owners: " + std::to_string(owners.size()) + " owners for " +
+                std::to_string(tensors.size()) + " tensors");
+  for (size_t i = 0; i < owners.size(); ++i)
+    if (owners[i] < 0 || owners[i] >= world_size_)
+      throw Error("broadcast_from_owners: owner " + std::to_string(owners[i]) + " of tensor " +
+                  std::to_string(i) + " is outside 0.." + std::to_string(world_size_ - 1));
+  if (!impl_) return;
+  const std::string op = "broadcast";
+  impl_->check_usable(op);
+  for (size_t i = 0; i < tensors.size(); ++i) impl_->check_tensor(op, tensors[i], i);
+  auto state = std::make_unique<PendingCollective::State>();
+  state->impl = impl_;
+  state->op = op;
+  BucketLauncher launcher(*impl_, *state, bucket_bytes);
+  for (size_t i = 0; i < tensors.size(); ++i) launcher.add(tensors[i], owners[i]);
+  launcher.finish();
+  PendingCollective(std::move(state)).wait();
+}
+
+namespace {
+
+std::vector<double> reduce_values(ProcessGroup::Impl& impl, std::vector<double> values, ReduceOp op,
+                                  const std::string& name) {
+  impl.check_usable(name);
+  if (values.empty()) return values;
+  at::NoGradGuard no_grad;
+  auto host = at::from_blob(values.data(), {static_cast<int64_t>(values.size())}, at::kDouble);
+  std::vector<at::Tensor> wire{host.to(impl.device, /*non_blocking=*/false, /*copy=*/true)};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = op == ReduceOp::kSum   ? c10d::ReduceOp::SUM
+                  : op == ReduceOp::kMax ? c10d::ReduceOp::MAX
+                                         : c10d::ReduceOp::MIN;
+  opts.timeout = impl.timeout;
+  auto work = impl.launch(name, [&] { return impl.backend->allreduce(wire, opts); });
+  impl.wait(name, work);
+  auto result = wire[0].to(at::kCPU).contiguous();
+  std::copy(result.data_ptr<double>(), result.data_ptr<double>() + values.size(), values.begin());
+  return values;
+}
+
+}  // namespace
+
+std::vector<double> ProcessGroup::all_reduce(std::vector<double> values, ReduceOp op) {
+  if (!impl_) return values;
+  return reduce_values(*impl_, std::move(values), op, "all_reduce");
+}
+
+double ProcessGroup::all_reduce(double value, ReduceOp op) {
+  return all_reduce(std::vector<double>{value}, op)[0];
+}
+
+void ProcessGroup::barrier() {
+  if (!impl_) return;
+  // An all-reduce of one value on the group's device: the same code path (and timeout) on Gloo and NCCL,
+  // and the count proves every rank arrived.
+  double arrived = reduce_values(*impl_, {1.0}, ReduceOp::kSum, "barrier")[0];
+  if (arrived != world_size_)
+    throw Error("rank " + std::to_string(rank_) + ": barrier counted " + format_seconds(arrived) + " of " +
+                std::to_string(world_size_) + " ranks; the ranks are out of step (different collectives)");
+}
+
+std::vector<std::string> available_backends() {
+  std::vector<std::string> names;
+#ifdef TZ_HAVE_GLOO
+  names.push_back("gloo");
+#endif
+#ifdef TZ_HAVE_NCCL
+  names.push_back("nccl");
+#endif
+  return names;
+}
+
+namespace {
+
+std::string join(const std::vector<std::string>& items) {
+  if (items.empty()) return "none";
+  std::string out;
+  for (auto& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+// `detail` is what went wrong in a few words ("only 1 of 2 ranks arrived", "c10d: <its message>").
+Error rendezvous_error(const DistEnv& env, double timeout_s, const std::string& what,
+                       const std::string& detail, double elapsed_s) {
+  std::ostringstream m;
+  m << "rank " << env.rank << ": " << what << " at MASTER_ADDR:MASTER_PORT " << env.master_addr << ":"
+    << env.master_port;
+  if (mentions_timeout(detail) || elapsed_s >= 0.95 * timeout_s)
+    m << " timed out after " << format_seconds(timeout_s) << " s";
+  else
+    m << " failed after " << format_seconds(elapsed_s) << " s";
+  m << " (" << detail << "; world size " << env.world_size << ", from " << env.source
+    << "); check that all ranks were started with the same MASTER_ADDR and MASTER_PORT, that rank 0's host "
+       "is reachable and the port free, or raise distributed.timeout_s";
+  return Error(m.str());
+}
+
+#ifdef TZ_HAVE_GLOO
+bool is_loopback(const std::string& addr) {
+  return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
+}
+
+// The network interface Gloo listens on: GLOO_SOCKET_IFNAME as torch.distributed reads it, loopback for a
+// job on one machine, else the address this host's name resolves to.
+std::shared_ptr<::gloo::transport::Device> gloo_device(const std::string& master_addr) {
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname) {
+    std::string first(ifname);
+    first = first.substr(0, first.find(','));
+    return c10d::ProcessGroupGloo::createDeviceForInterface(first);
+  }
+  if (is_loopback(master_addr)) return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+#endif
+
+}  // namespace
+
+std::unique_ptr<ProcessGroup> init_process_group(const DistEnv& env, const std::string& backend,
+                                                 const c10::Device& device, double timeout_s) {
+  if (backend != "auto" && backend != "gloo" && backend != "nccl")
+    throw ConfigError("distributed.backend '" + backend + "' is unknown; use auto, gloo or nccl");
+  if (!(timeout_s > 0) || !std::isfinite(timeout_s))
+    throw ConfigError("distributed.timeout_s must be a positive number of seconds, got " +
+                      format_seconds(timeout_s));
+  if (env.world_size <= 1) return std::make_unique<ProcessGroup>(nullptr, 0, 1, "none", timeout_s);
+
+  const std::string name = backend != "auto" ? backend : device.is_cuda() ? "nccl" : "gloo";
+  const auto available = available_backends();
+  if (std::find(available.begin(), available.end(), name) == available.end())
+    throw ConfigError("distributed.backend " + name +
+                      " is not compiled into this build (available: " + join(available) + "); " +
+                      (name == "gloo" ? "Gloo needs LibTorch's c10d Gloo headers (Debian: libtorch-dev and "
+                                        "libgloo-dev); on GPUs use nccl with trainer.device=cuda"
+                                      : "NCCL needs a CUDA LibTorch (PyTorch's) and nccl.h when configuring "
+                                        "(-DNCCL_INCLUDE_DIR=...); on CPU use gloo"));
+  if (name == "nccl" && !device.is_cuda())
+    throw ConfigError("distributed.backend nccl needs CUDA tensors but the device is " + device.str() +
+                      "; set trainer.device=cuda, or distributed.backend=gloo for CPU training");
+  if (name == "gloo" && !device.is_cpu())
+    throw ConfigError("distributed.backend gloo works on CPU tensors here but the device is " + device.str() +
+                      "; use distributed.backend=nccl (or auto) for CUDA");
+
+  auto impl = std::make_shared<ProcessGroup::Impl>();
+  impl->name = name;
+  impl->rank = env.rank;
+  impl->world = env.world_size;
+  impl->timeout_s = timeout_s;
+  impl->timeout = std::chrono::milliseconds(static_cast<int64_t>(std::llround(timeout_s * 1000)));
+  impl->device = device;
+
+  // Rendezvous: connect to rank 0's store, then count arrivals ourselves so that both LibTorch versions
+  // fail the same way within the timeout (1.13's TCPStore stops waiting for workers silently).
+  const auto start = Clock::now();
+  try {
+    c10d::TCPStoreOptions opts;
+    opts.port = static_cast<std::uint16_t>(env.master_port);
+    opts.isServer = env.rank == 0;
+    opts.numWorkers = static_cast<std::size_t>(env.world_size);
+    opts.waitWorkers = false;
+    opts.timeout = impl->timeout;
+    impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
+  } catch (const std::exception& e) {
+    throw rendezvous_error(env, timeout_s, "rendezvous", "c10d: " + short_detail(e), seconds_since(start));
+  }
+  int64_t arrived = 0;
+  try {
+    const std::string key = "tinyzero/arrived";
+    arrived = impl->store->add(key, 1);
+    while (arrived < env.world_size && seconds_since(start) < timeout_s) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      arrived = impl->store->add(key, 0);
+    }
+  } catch (const std::exception& e) {
+    throw rendezvous_error(env, timeout_s, "rendezvous", "c10d: " + short_detail(e), seconds_since(start));
+  }
+  if (arrived < env.world_size)
+    throw rendezvous_error(
+        env, timeout_s, "rendezvous",
+        "only " + std::to_string(arrived) + " of " + std::to_string(env.world_size) + " ranks arrived",
+        timeout_s);
+
+  const auto connect_start = Clock::now();
+  try {
+#ifdef TZ_HAVE_GLOO
+    if (name == "gloo") {
+      auto opts = c10d::ProcessGroupGloo::Options::create(impl->timeout);
+      opts->devices.push_back(gloo_device(env.master_addr));
+      impl->backend =
+          c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, opts);
+    }
+#endif
+#ifdef TZ_HAVE_NCCL
+    if (name == "nccl") {
+      const int index = device.has_index() ? device.index() : env.local_rank;
+      c10::cuda::set_device(static_cast<c10::DeviceIndex>(index));
+      impl->device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+      // Blocking waits make a timed-out collective throw in wait() (reported like Gloo's) instead of
+      // the watchdog tearing the process down; a user's own setting wins.
+      setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+      setenv("NCCL_BLOCKING_WAIT", "1", 0);
+      auto opts = c10d::ProcessGroupNCCL::Options::create();
+      opts->timeout = impl->timeout;
+      impl->backend =
+          c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, env.rank, env.world_size, opts);
+    }
+#endif
+  } catch (const std::exception& e) {
+    throw rendezvous_error(env, timeout_s, "rendezvous", name + " connect: " + short_detail(e),
+                           seconds_since(connect_start));
+  }
+  if (!impl->backend) throw Error("process group backend " + name + " was not created (internal error)");
+
+  auto group = std::make_unique<ProcessGroup>(impl, env.rank, env.world_size, name, timeout_s);
+  group->barrier();  // every rank reached the same point (for NCCL: creates the communicator)
+  return group;
+}
+
+}  // namespace tinyzero
