@@ -27,10 +27,11 @@
 #endif
 
 #include <algorithm>
-#include <cctype>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <limits>
 #include <sstream>
@@ -497,6 +498,13 @@ std::unique_ptr<ProcessGroup> init_process_group(const DistEnv& env, const std::
   if (name == "gloo" && !device.is_cpu())
     throw ConfigError("distributed.backend gloo works on CPU tensors here but the device is " + device.str() +
                       "; use distributed.backend=nccl (or auto) for CUDA");
+
+  // Gloo writes to sockets with writev: a peer that died mid-transfer would raise SIGPIPE, whose default
+  // action ends this process without a word. Python, torch.distributed's usual host, ignores SIGPIPE;
+  // do the same (unless the program installed its own handler) so the write fails and is reported.
+  struct sigaction old_action {};
+  if (sigaction(SIGPIPE, nullptr, &old_action) == 0 && old_action.sa_handler == SIG_DFL)
+    std::signal(SIGPIPE, SIG_IGN);
 
   auto impl = std::make_shared<ProcessGroup::Impl>();
   impl->name = name;

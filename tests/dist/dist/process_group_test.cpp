@@ -193,21 +193,28 @@ TEST(DistWorker, Collectives) {
   std::printf("worker rank %d ok\n", rank);
 }
 
-// Rank 1 dies (SIGKILL) while rank 0 is in an all-reduce: rank 0 must report it, not hang or abort.
+// Rank 1 dies (SIGKILL) and rank 0 must report it, not hang or abort. TZ_DIST_KILL=waiting: rank 1 dies
+// while rank 0 waits inside an all-reduce; TZ_DIST_KILL=sending: both are busy in back-to-back 64 MB
+// all-reduces when rank 1 dies, so rank 0 is mid-transfer (writing to a socket whose peer is gone).
 TEST(DistWorker, KilledPeer) {
   WORKER_ONLY();
+  const bool sending =
+      std::string(std::getenv("TZ_DIST_KILL") ? std::getenv("TZ_DIST_KILL") : "") == "sending";
   auto start = Clock::now();
   try {
     auto pg = worker_group();
     pg->barrier();
     if (pg->rank() == 1) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // rank 0 is inside the all-reduce
-      raise(SIGKILL);
+      std::thread([sending] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(sending ? 150 : 300));
+        raise(SIGKILL);
+      }).detach();
+      if (!sending) std::this_thread::sleep_for(std::chrono::seconds(60));
     }
-    std::vector<at::Tensor> grads{at::ones({1 << 20}), at::ones({1000})};
+    std::vector<at::Tensor> grads{at::ones({16 << 20}), at::ones({1000})};
     start = Clock::now();
-    pg->all_reduce_sum(grads, 1 << 20);
-    ADD_FAILURE() << "all_reduce_sum returned although rank 1 is dead";
+    for (int i = 0; i < 1000; ++i) pg->all_reduce_sum(grads, 8 << 20);
+    ADD_FAILURE() << "all_reduce_sum kept returning although rank 1 is dead";
   } catch (const Error& e) {
     exit_with(e, start);
   }
@@ -458,30 +465,40 @@ TEST(DistProcessGroup, CollectivesOfTwoRanksThroughLaunchLocal) {
 TEST(DistProcessGroup, KilledPeerMakesTheSurvivorFailWithAClearMessage) {
   GLOO_PARENT();
   const double timeout = 4;
-  const int port = free_port();
-  Child r0 = spawn(worker_argv("KilledPeer"), rank_env(0, 2, port, timeout));
-  Child r1 = spawn(worker_argv("KilledPeer"), rank_env(1, 2, port, timeout));
-  Outcome o1 = finish(r1, 30);
-  Outcome o0 = finish(r0, 30);
-  EXPECT_EQ(o1.signal, SIGKILL) << o1.output;
-  ASSERT_TRUE(o0.exited) << "rank 0 died of signal " << o0.signal << "\n" << o0.output;
-  EXPECT_EQ(o0.code, kWorkerErrorExit) << o0.output;
-  EXPECT_NE(o0.output.find("rank 0: all_reduce_sum "), std::string::npos) << o0.output;
-  EXPECT_NE(o0.output.find("rank 1; a peer may have died or hung - see its log"), std::string::npos)
-      << o0.output;
-  // Reported within the timeout (+ margin for a loaded machine), measured from the all-reduce's start.
-  double seconds = -1;
-  auto at = o0.output.find("worker error after ");
-  if (at != std::string::npos) seconds = std::atof(o0.output.c_str() + at + 19);
-  EXPECT_GE(seconds, 0) << o0.output;
-  EXPECT_LT(seconds, timeout + 2) << o0.output;
-  std::printf("killed peer detected after %.2f s; message: %s\n", seconds,
-              o0.output.substr(at, o0.output.find('\n', at) - at).c_str());
+  // Both cases side by side, on their own ports.
+  std::vector<Child> ranks;
+  for (std::string mode : {"waiting", "sending"}) {
+    const int port = free_port();
+    for (int r = 0; r < 2; ++r) {
+      auto env = rank_env(r, 2, port, timeout);
+      env["TZ_DIST_KILL"] = mode;
+      ranks.push_back(spawn(worker_argv("KilledPeer"), env));
+    }
+  }
+  for (int m = 0; m < 2; ++m) {
+    const char* mode = m == 0 ? "waiting" : "sending";
+    Outcome o1 = finish(ranks[2 * m + 1], 30);
+    Outcome o0 = finish(ranks[2 * m], 30);
+    EXPECT_EQ(o1.signal, SIGKILL) << mode << "\n" << o1.output;
+    ASSERT_TRUE(o0.exited) << mode << ": rank 0 died of signal " << o0.signal << "\n" << o0.output;
+    EXPECT_EQ(o0.code, kWorkerErrorExit) << mode << "\n" << o0.output;
+    EXPECT_NE(o0.output.find("rank 0: all_reduce_sum "), std::string::npos) << o0.output;
+    EXPECT_NE(o0.output.find("rank 1; a peer may have died or hung - see its log"), std::string::npos)
+        << o0.output;
+    // Reported within the timeout (+ margin for a loaded machine), measured from the all-reduce's start.
+    double seconds = -1;
+    auto at = o0.output.find("worker error after ");
+    if (at != std::string::npos) seconds = std::atof(o0.output.c_str() + at + 19);
+    EXPECT_GE(seconds, 0) << o0.output;
+    EXPECT_LT(seconds, timeout + 2) << o0.output;
+    std::printf("%s: killed peer reported: %s\n", mode,
+                o0.output.substr(at, o0.output.find('\n', at) - at).c_str());
+  }
 }
 
 TEST(DistProcessGroup, HungPeerTimesOut) {
   GLOO_PARENT();
-  const double timeout = 3;
+  const double timeout = 2;
   const int port = free_port();
   Child r0 = spawn(worker_argv("HungPeer"), rank_env(0, 2, port, timeout));
   Child r1 = spawn(worker_argv("HungPeer"), rank_env(1, 2, port, timeout));
@@ -491,7 +508,7 @@ TEST(DistProcessGroup, HungPeerTimesOut) {
   ASSERT_TRUE(o0.exited) << "rank 0 died of signal " << o0.signal << "\n" << o0.output;
   EXPECT_EQ(o0.code, kWorkerErrorExit) << o0.output;
   EXPECT_NE(
-      o0.output.find("rank 0: all_reduce_sum timed out after 3 s waiting for rank 1; a peer may have died"),
+      o0.output.find("rank 0: all_reduce_sum timed out after 2 s waiting for rank 1; a peer may have died"),
       std::string::npos)
       << o0.output;
   double seconds = -1;
