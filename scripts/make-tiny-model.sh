@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the tiny CPU model of the smoke run from nothing downloaded:
+# Builds the tiny CPU model of the smoke run and the tiny demo from nothing downloaded:
 #   1. Countdown problems from our generator (tinyzero-train data countdown),
-#   2. a text corpus of prompts in the tiny template with well-formed (random) answers,
+#   2. a text corpus of prompts in the smoke template with well-formed (random) answers, plus the
+#      demo's warm-up texts (tinyzero-train data countdown-sft, configs/tiny/grpo.yaml's template),
 #   3. a 512-id byte-level BPE tokenizer trained on it (tinyzero-train tokenizer train),
 #   4. a randomly initialised Qwen2 model of configs/tiny/model.json with that tokenizer (init).
 # Usage: scripts/make-tiny-model.sh OUT_DIR    (writes OUT_DIR/tokenizer and OUT_DIR/model)
@@ -26,6 +27,9 @@ awk -v seed=11 'BEGIN { srand(seed); split("+ - * /", ops, " ") }
   for (i = 2; i <= n; i++) expr = expr " " ops[int(rand() * 4) + 1] " " nums[i]
   printf " %s </think> <answer>%s</answer><|endoftext|>\n", expr, expr
 }' "$work/data/train.jsonl" > "$work/corpus.txt"
+"$bin" data countdown-sft --config configs/tiny/grpo.yaml --problems 1000 --seed 11 --out "$work/warmup.jsonl" \
+  --text "$work/warmup.txt"
+cat "$work/warmup.txt" >> "$work/corpus.txt"
 "$bin" tokenizer train --input "$work/corpus.txt" --vocab-size 512 --out "$out/tokenizer" >/dev/null
 "$bin" init --model-config configs/tiny/model.json --tokenizer "$out/tokenizer" --out "$out/model" --seed 1 >/dev/null
 echo "tiny model written to $out/model (tokenizer in $out/tokenizer)"

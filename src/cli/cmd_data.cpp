@@ -1,14 +1,22 @@
 // `tinyzero-train data countdown|multiplication`: generate train/test problem files (JSONL) exactly as
 // the trainer generates them from data.seed, so a run's data can be inspected or shared.
+// `tinyzero-train data countdown-sft`: the warm-up corpus of the tiny demo (tasks/warmup.h) as SFT
+// JSONL, over problems disjoint from the held-out set of a training config.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <unordered_set>
 
 #include "cli/registry.h"
 #include "tinyzero/core/config.h"
 #include "tinyzero/core/errors.h"
+#include "tinyzero/core/files.h"
+#include "tinyzero/tasks/countdown.h"
 #include "tinyzero/tasks/dataset.h"
+#include "tinyzero/tasks/prompt.h"
+#include "tinyzero/tasks/warmup.h"
 
 namespace tinyzero::cli {
 namespace {
@@ -43,6 +51,65 @@ void run_data(TaskKind kind, const DataArgs& args) {
                sets.train.size(), sets.val.size(), train_path.c_str(), test_path.c_str(), gen_s, total_s);
 }
 
+struct SftArgs {
+  std::string config, out, text;
+  std::vector<std::string> overrides;
+  int64_t problems = 4000, examples = 0, attempts = 8, seed = 0;
+};
+
+// Problems from their own stream of --seed (3: neither validation's 1 nor training's 2), none of them
+// in the config's held-out set (generated from data.seed or read from data.val_files, as the trainer
+// does), so the warm-up never shows a held-out problem.
+constexpr uint64_t kWarmupStream = 3;
+
+void run_countdown_sft(const SftArgs& args) {
+  if (args.problems < 1 || args.examples < 0 || args.attempts < 1 || args.seed < 0)
+    throw UsageError("--problems and --attempts must be >= 1, --examples and --seed >= 0 (got " +
+                     std::to_string(args.problems) + ", " + std::to_string(args.attempts) + ", " +
+                     std::to_string(args.examples) + ", " + std::to_string(args.seed) + ")");
+  const LoadedConfig loaded = load_config(args.config, args.overrides);
+  const DataConfig& data = loaded.config.data;
+  if (parse_task_kind(data.task) != TaskKind::kCountdown)
+    throw ConfigError(args.config + ": data.task is " + data.task +
+                      "; countdown-sft needs data.task: countdown");
+  DataConfig val_only = data;
+  val_only.train_files.clear();
+  val_only.train_size = 1;
+  const ProblemSets sets = load_problem_sets(val_only);
+  std::unordered_set<std::string> held_out;
+  for (const auto& p : sets.val) held_out.insert(countdown_key(p));
+  const std::vector<Problem> problems =
+      generate_countdown(static_cast<size_t>(args.problems), static_cast<uint64_t>(args.seed), kWarmupStream,
+                         countdown_options(data.countdown), &held_out);
+  const PromptTemplate prompt(TaskKind::kCountdown, data.prompt_template);
+  const size_t count = static_cast<size_t>(args.examples > 0 ? args.examples : args.problems);
+  const std::vector<WarmupExample> examples =
+      countdown_warmup_examples(problems, count, prompt, args.attempts, static_cast<uint64_t>(args.seed));
+  std::string jsonl, text;
+  size_t hits = 0, chars = 0;
+  for (const auto& e : examples) {
+    jsonl += nlohmann::json{{"prompt", e.prompt}, {"response", e.response}}.dump() + "\n";
+    if (!args.text.empty()) text += e.prompt + e.response + "<|endoftext|>\n";
+    hits += e.answer_hits;
+    chars += e.response.size();
+  }
+  for (const std::string& path : {args.out, args.text}) {
+    const auto parent = std::filesystem::path(path).parent_path();
+    std::error_code ec;
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (ec)
+      throw IoError("cannot create directory " + parent.string() + " for " + path + ": " + ec.message());
+  }
+  write_file_atomic(args.out, jsonl);
+  if (!args.text.empty()) write_file_atomic(args.text, text);
+  std::fprintf(stderr,
+               "wrote %zu warm-up examples over %zu problems (none of the %zu held-out ones) to %s; "
+               "answers that hit the target by chance: %.1f%%, mean response %.0f characters\n",
+               examples.size(), problems.size(), sets.val.size(), args.out.c_str(),
+               100.0 * static_cast<double>(hits) / static_cast<double>(examples.size()),
+               static_cast<double>(chars) / static_cast<double>(examples.size()));
+}
+
 void add_common(CLI::App* cmd, DataArgs* args) {
   cmd->add_option("--train", args->train, "training problems (TinyZero: 327680)")->capture_default_str();
   cmd->add_option("--test", args->test, "held-out problems, disjoint from training (TinyZero: 1024)")
@@ -69,6 +136,27 @@ CommandRegistration reg([](CLI::App& app) {
   countdown->add_option("--min-target", c.min_target, "smallest target")->capture_default_str();
   countdown->add_option("--max-target", c.max_target, "largest target")->capture_default_str();
   countdown->callback([cd] { run_data(TaskKind::kCountdown, *cd); });
+
+  auto sd = std::make_shared<SftArgs>();
+  auto* sft = data->add_subcommand(
+      "countdown-sft",
+      "Warm-up corpus (SFT JSONL): random worked attempts per problem, the answer one of them at random");
+  sft->add_option(
+         "--config", sd->config,
+         "training config whose data.* (ranges, prompt_template, seed, held-out set) the corpus follows")
+      ->required();
+  sft->add_option("--set", sd->overrides, "config override key=value (repeatable), as for train");
+  sft->add_option("--out", sd->out, "output JSONL of {\"prompt\", \"response\"} lines")->required();
+  sft->add_option("--text", sd->text, "also write prompt+response<|endoftext|> lines (a tokenizer corpus)");
+  sft->add_option("--problems", sd->problems, "distinct problems, none of them held out")
+      ->capture_default_str();
+  sft->add_option("--examples", sd->examples, "examples, cycling over the problems; 0 = one per problem")
+      ->capture_default_str();
+  sft->add_option("--attempts", sd->attempts, "random attempts in each thinking trace")
+      ->capture_default_str();
+  sft->add_option("--seed", sd->seed, "seed of the corpus' problems, attempts and answer picks")
+      ->capture_default_str();
+  sft->callback([sd] { run_countdown_sft(*sd); });
 
   auto md = std::make_shared<DataArgs>();
   md->train = 32768, md->test = 4096;  // TinyZero's multiply split sizes

@@ -1,0 +1,160 @@
+// Warm-up corpus of random Countdown attempts with worked arithmetic (see warmup.h).
+#include "tinyzero/tasks/warmup.h"
+
+#include <string>
+#include <unordered_set>
+#include <utility>
+
+#include "rng.h"
+#include "tinyzero/core/errors.h"
+#include "tinyzero/tasks/prompt.h"
+
+namespace tinyzero {
+namespace {
+
+constexpr uint64_t kAttemptStream = 0x3a77;  // stream ids of this file (problem generation uses 1, 2)
+constexpr uint64_t kAnswerStream = 0x3a78;
+constexpr char kOps[4] = {'+', '-', '*', '/'};
+
+// An expression tree: leaves hold numbers; inner nodes an operator and two children.
+struct Node {
+  int64_t value = 0;
+  char op = 0;  // 0 for a leaf
+  int left = -1, right = -1;
+};
+
+bool apply(char op, int64_t a, int64_t b, int64_t* out) {
+  switch (op) {
+    case '+':
+      return !__builtin_add_overflow(a, b, out);
+    case '-':
+      if (a < b) return false;  // stay non-negative
+      *out = a - b;
+      return true;
+    case '*':
+      return !__builtin_mul_overflow(a, b, out);
+    default:
+      if (b == 0 || a % b != 0) return false;  // exact division only
+      *out = a / b;
+      return true;
+  }
+}
+
+std::string render(const std::vector<Node>& tree, int at) {
+  const Node& n = tree[static_cast<size_t>(at)];
+  if (n.op == 0) return std::to_string(n.value);
+  auto operand = [&](int child) {
+    const std::string text = render(tree, child);
+    return tree[static_cast<size_t>(child)].op == 0 ? text : "(" + text + ")";
+  };
+  return operand(n.left) + n.op + operand(n.right);
+}
+
+// The leftmost (in written order) operation whose operands are both numbers, or -1.
+int leftmost_reducible(const std::vector<Node>& tree, int at) {
+  const Node& n = tree[static_cast<size_t>(at)];
+  if (n.op == 0) return -1;
+  if (tree[static_cast<size_t>(n.left)].op == 0 && tree[static_cast<size_t>(n.right)].op == 0) return at;
+  const int l = leftmost_reducible(tree, n.left);
+  return l >= 0 ? l : leftmost_reducible(tree, n.right);
+}
+
+// One random attempt; false when a drawn pair had no valid operator (cannot happen: + always works
+// unless it overflows).
+bool draw_attempt(const std::vector<int64_t>& nums, Rng& rng, CountdownAttempt* out) {
+  std::vector<Node> tree;
+  std::vector<int> pool;
+  for (int64_t x : nums) {
+    tree.push_back(Node{x, 0, -1, -1});
+    pool.push_back(static_cast<int>(tree.size()) - 1);
+  }
+  while (pool.size() > 1) {
+    const auto last = static_cast<int64_t>(pool.size()) - 1;
+    const auto i = static_cast<size_t>(rng.uniform(0, last));
+    auto j = static_cast<size_t>(rng.uniform(0, last - 1));
+    if (j >= i) ++j;
+    const int a = pool[i], b = pool[j];
+    // An operator uniformly among those valid for (a, b).
+    char valid[4];
+    int64_t results[4];
+    int n_valid = 0;
+    for (char op : kOps) {
+      int64_t r;
+      if (apply(op, tree[static_cast<size_t>(a)].value, tree[static_cast<size_t>(b)].value, &r)) {
+        valid[n_valid] = op;
+        results[n_valid++] = r;
+      }
+    }
+    if (n_valid == 0) return false;
+    const auto k = static_cast<size_t>(rng.uniform(0, n_valid - 1));
+    tree.push_back(Node{results[k], valid[k], a, b});
+    const int made = static_cast<int>(tree.size()) - 1;
+    // Replace the two operands by their combination.
+    pool[std::min(i, j)] = made;
+    pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(std::max(i, j)));
+  }
+  const int root = pool.front();
+  out->expression = render(tree, root);
+  out->value = tree[static_cast<size_t>(root)].value;
+  out->worked = out->expression;
+  for (int at = leftmost_reducible(tree, root); at >= 0; at = leftmost_reducible(tree, root)) {
+    tree[static_cast<size_t>(at)].op = 0;
+    out->worked += "=" + render(tree, root);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<CountdownAttempt> random_countdown_attempts(const std::vector<int64_t>& nums, int64_t count,
+                                                        uint64_t seed, uint64_t index) {
+  if (nums.size() < 2 || nums.size() > 6)
+    throw ConfigError("random_countdown_attempts: " + std::to_string(nums.size()) +
+                      " numbers given; Countdown problems have 2 to 6");
+  for (int64_t x : nums)
+    if (x < 0) throw ConfigError("random_countdown_attempts: number " + std::to_string(x) + " is negative");
+  Rng rng(seed, (kAttemptStream << 40) + index);
+  std::vector<CountdownAttempt> out;
+  std::unordered_set<int64_t> seen;  // values tried
+  // Redraw repeated values; give up after many draws in a row bring nothing new (few distinct values).
+  for (int64_t misses = 0; static_cast<int64_t>(out.size()) < count && misses < 200 + 20 * count;) {
+    CountdownAttempt a;
+    if (!draw_attempt(nums, rng, &a) || !seen.insert(a.value).second) {
+      ++misses;
+      continue;
+    }
+    misses = 0;
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+std::string countdown_warmup_response(const std::vector<CountdownAttempt>& attempts, size_t answer) {
+  if (answer >= attempts.size())
+    throw Error("countdown_warmup_response: answer " + std::to_string(answer) + " of " +
+                std::to_string(attempts.size()) + " attempts");
+  std::string out;
+  for (size_t i = 0; i < attempts.size(); ++i) out += (i == 0 ? " " : ", ") + attempts[i].worked;
+  return out + " </think> <answer>" + attempts[answer].expression + "</answer>";
+}
+
+std::vector<WarmupExample> countdown_warmup_examples(const std::vector<Problem>& problems, size_t count,
+                                                     const PromptTemplate& prompt, int64_t attempts,
+                                                     uint64_t seed) {
+  if (problems.empty()) throw ConfigError("countdown_warmup_examples: no problems to make examples of");
+  if (attempts < 1)
+    throw ConfigError("countdown_warmup_examples: attempts = " + std::to_string(attempts) +
+                      "; use at least 1");
+  std::vector<WarmupExample> out;
+  out.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    const Problem& p = problems[i % problems.size()];
+    const std::vector<CountdownAttempt> tries = random_countdown_attempts(p.nums, attempts, seed, i);
+    Rng rng(seed, (kAnswerStream << 40) + i);
+    const auto pick = static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(tries.size()) - 1));
+    out.push_back({prompt.render(p), countdown_warmup_response(tries, pick), tries[pick].value == p.target});
+  }
+  return out;
+}
+
+}  // namespace tinyzero

@@ -1,0 +1,218 @@
+// Tests of the warm-up corpus (tasks/warmup.h): every worked step's arithmetic is checked with the
+// project's Python-semantics evaluator, every attempt uses each given number exactly once, answers
+// are one of the attempts picked without looking at the target, and the TinyZero reward reads them.
+#include "tinyzero/tasks/warmup.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "tinyzero/core/config.h"
+#include "tinyzero/core/errors.h"
+#include "tinyzero/tasks/countdown.h"
+#include "tinyzero/tasks/prompt.h"
+#include "tinyzero/tasks/python_eval.h"
+
+namespace tinyzero {
+namespace {
+
+std::vector<int64_t> integers_in(const std::string& text) {
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < text.size();) {
+    if (!std::isdigit(static_cast<unsigned char>(text[i]))) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) ++j;
+    out.push_back(std::stoll(text.substr(i, j - i)));
+    i = j;
+  }
+  return out;
+}
+
+std::vector<std::string> split(const std::string& text, const std::string& sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t at; (at = text.find(sep, start)) != std::string::npos; start = at + sep.size())
+    out.push_back(text.substr(start, at - start));
+  out.push_back(text.substr(start));
+  return out;
+}
+
+// Checks one attempt: "E=S1=...=V" where every part evaluates (Python semantics) to the same integer
+// V, E is the expression, V the value, and E's integers sorted are `nums` sorted. Each step differs
+// from the one before by exactly one operation (one fewer operator).
+void check_attempt(const CountdownAttempt& a, std::vector<int64_t> nums) {
+  SCOPED_TRACE(a.worked);
+  const auto parts = split(a.worked, "=");
+  ASSERT_EQ(parts.front(), a.expression);
+  ASSERT_EQ(parts.back(), std::to_string(a.value));
+  EXPECT_EQ(parts.size(), nums.size()) << "one step per operation";
+  for (size_t k = 0; k < parts.size(); ++k) {
+    auto v = python_eval(parts[k]);
+    ASSERT_TRUE(v.has_value()) << parts[k];
+    // An int, or a float from true division ("/") that python_close() finds equal to the value.
+    if (parts[k].find('/') == std::string::npos) EXPECT_EQ(v->kind, PyNumber::Kind::kInt) << parts[k];
+    EXPECT_TRUE(python_close(*v, a.value)) << parts[k] << " = " << python_repr(*v) << ", not " << a.value;
+    const auto ops =
+        std::count_if(parts[k].begin(), parts[k].end(), [](char c) { return std::strchr("+-*/", c); });
+    EXPECT_EQ(static_cast<size_t>(ops), nums.size() - 1 - k) << parts[k];
+  }
+  auto used = integers_in(a.expression);
+  std::sort(used.begin(), used.end());
+  std::sort(nums.begin(), nums.end());
+  EXPECT_EQ(used, nums) << "each number exactly once";
+  EXPECT_EQ(a.expression.find(' '), std::string::npos);
+}
+
+TEST(Warmup, EveryTraceHasCorrectArithmeticAndUsesEachNumberOnce) {
+  uint64_t index = 0;
+  for (int size : {2, 3, 4, 5, 6}) {
+    for (int trial = 0; trial < 60; ++trial, ++index) {
+      std::vector<int64_t> nums;
+      for (int k = 0; k < size; ++k) nums.push_back(static_cast<int64_t>((index * 7 + k * 13 + trial) % 25));
+      const auto attempts = random_countdown_attempts(nums, 8, 5, index);
+      if (size >= 4) EXPECT_EQ(attempts.size(), 8u);
+      EXPECT_GE(attempts.size(), 1u);
+      std::set<int64_t> distinct;
+      for (const auto& a : attempts) {
+        check_attempt(a, nums);
+        distinct.insert(a.value);
+      }
+      EXPECT_EQ(distinct.size(), attempts.size()) << "attempts have distinct values";
+    }
+  }
+}
+
+TEST(Warmup, TwoNumbersGiveOneAttemptPerReachableNonNegativeIntegerValue) {
+  // 2 and 3: 2+3 or 3+2 = 5, 3-2 = 1, 2*3 or 3*2 = 6 (2-3 is negative, 3/2 and 2/3 are not integers).
+  const std::map<std::string, std::string> valid = {
+      {"2+3", "2+3=5"}, {"3+2", "3+2=5"}, {"3-2", "3-2=1"}, {"2*3", "2*3=6"}, {"3*2", "3*2=6"}};
+  const auto attempts = random_countdown_attempts({2, 3}, 50, 1, 0);
+  std::set<int64_t> values;
+  for (const auto& a : attempts) {
+    ASSERT_TRUE(valid.count(a.expression)) << a.expression;
+    EXPECT_EQ(valid.at(a.expression), a.worked);
+    values.insert(a.value);
+  }
+  EXPECT_EQ(attempts.size(), 3u);
+  EXPECT_EQ(values, (std::set<int64_t>{1, 5, 6}));
+  // 6 and 3: the divisions 6/3 = 2 is exact, 3/6 is not.
+  std::set<std::string> div;
+  for (const auto& a : random_countdown_attempts({6, 3}, 50, 1, 0)) div.insert(a.worked);
+  EXPECT_TRUE(div.count("6/3=2"));
+  EXPECT_FALSE(div.count("3/6=0"));
+}
+
+TEST(Warmup, InnerOperationsAreParenthesisedAndReducedLeftFirst) {
+  // Over many draws of [3, 7, 5], find "(3+7)*5" and check its worked form by hand.
+  bool seen = false;
+  for (uint64_t i = 0; i < 200 && !seen; ++i)
+    for (const auto& a : random_countdown_attempts({3, 7, 5}, 8, 2, i))
+      if (a.expression == "(3+7)*5") {
+        EXPECT_EQ(a.worked, "(3+7)*5=10*5=50");
+        EXPECT_EQ(a.value, 50);
+        seen = true;
+      }
+  EXPECT_TRUE(seen);
+  // Four numbers: two inner operations, the left one first.
+  for (uint64_t i = 0; i < 400; ++i)
+    for (const auto& a : random_countdown_attempts({2, 3, 4, 5}, 8, 3, i))
+      if (a.expression == "(2+3)*(5-4)") EXPECT_EQ(a.worked, "(2+3)*(5-4)=5*(5-4)=5*1=5");
+}
+
+TEST(Warmup, DeterministicInSeedAndIndex) {
+  const auto a = random_countdown_attempts({4, 9, 2}, 8, 7, 3);
+  const auto b = random_countdown_attempts({4, 9, 2}, 8, 7, 3);
+  const auto c = random_countdown_attempts({4, 9, 2}, 8, 7, 4);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].worked, b[i].worked);
+  bool differs = false;
+  for (size_t i = 0; i < a.size(); ++i) differs |= a[i].worked != c[i].worked;
+  EXPECT_TRUE(differs);
+}
+
+TEST(Warmup, RejectsImpossibleNumberLists) {
+  EXPECT_THROW(random_countdown_attempts({4}, 8, 0, 0), ConfigError);
+  EXPECT_THROW(random_countdown_attempts({1, 2, 3, 4, 5, 6, 7}, 8, 0, 0), ConfigError);
+  EXPECT_THROW(random_countdown_attempts({1, -2, 3}, 8, 0, 0), ConfigError);
+}
+
+TEST(Warmup, ResponseIsOneLineThatTheTinyZeroRewardReads) {
+  Problem p;
+  p.nums = {3, 7, 5};
+  p.target = 26;
+  const std::vector<CountdownAttempt> attempts = {{"(3+7)*5", "(3+7)*5=10*5=50", 50},
+                                                  {"(3*7)+5", "(3*7)+5=21+5=26", 26}};
+  const std::string wrong = countdown_warmup_response(attempts, 0);
+  EXPECT_EQ(wrong, " (3+7)*5=10*5=50, (3*7)+5=21+5=26 </think> <answer>(3+7)*5</answer>");
+  const std::string right = countdown_warmup_response(attempts, 1);
+  const RewardWeights w;
+  auto r0 = score_countdown_tinyzero(wrong, p, w);
+  EXPECT_TRUE(r0.format_ok);
+  EXPECT_FALSE(r0.correct);
+  EXPECT_DOUBLE_EQ(r0.score, 0.1);
+  auto r1 = score_countdown_tinyzero(right, p, w);
+  EXPECT_TRUE(r1.correct);
+  EXPECT_DOUBLE_EQ(r1.score, 1.0);
+  EXPECT_THROW(countdown_warmup_response(attempts, 2), Error);
+}
+
+TEST(Warmup, ExamplesAnswerOneOfTheirAttemptsPickedWithoutLookingAtTheTarget) {
+  std::vector<Problem> problems = generate_countdown(300, 4, 3, CountdownOptions{3, 3, 1, 10, 1, 100});
+  const PromptTemplate prompt(TaskKind::kCountdown,
+                              "Numbers {numbers}, target {target}.\nAssistant: <think>");
+  const size_t count = 1200;
+  const auto examples = countdown_warmup_examples(problems, count, prompt, 6, 9);
+  ASSERT_EQ(examples.size(), count);
+  std::vector<int> picked_at(6, 0);
+  size_t hits = 0, full = 0;
+  double expected_hits = 0;  // sum over examples of (hitting attempts / attempts)
+  for (size_t i = 0; i < count; ++i) {
+    const Problem& p = problems[i % problems.size()];
+    const WarmupExample& e = examples[i];
+    EXPECT_EQ(e.prompt, prompt.render(p));
+    EXPECT_EQ(e.response.find('\n'), std::string::npos);
+    const size_t think_end = e.response.find(" </think> <answer>");
+    ASSERT_NE(think_end, std::string::npos);
+    const auto tries = split(e.response.substr(1, think_end - 1), ", ");
+    ASSERT_GE(tries.size(), 1u);
+    ASSERT_LE(tries.size(), 6u);  // fewer when the numbers reach fewer than 6 distinct values
+    const std::string answer = e.response.substr(
+        think_end + 18, e.response.size() - (think_end + 18) - std::string("</answer>").size());
+    int at = -1;
+    size_t hitting = 0;
+    for (size_t k = 0; k < tries.size(); ++k) {
+      const auto parts = split(tries[k], "=");
+      CountdownAttempt a{parts.front(), tries[k], std::stoll(parts.back())};
+      check_attempt(a, p.nums);
+      hitting += a.value == p.target;
+      if (a.expression == answer) at = static_cast<int>(k);
+    }
+    ASSERT_GE(at, 0) << "the answer " << answer << " is one of the attempts";
+    if (tries.size() == 6) ++picked_at[static_cast<size_t>(at)], ++full;
+    const bool hit = std::stoll(split(tries[static_cast<size_t>(at)], "=").back()) == p.target;
+    EXPECT_EQ(e.answer_hits, hit);
+    EXPECT_EQ(score_countdown_tinyzero(e.response, p, RewardWeights{}).correct, hit);
+    hits += hit;
+    expected_hits += static_cast<double>(hitting) / static_cast<double>(tries.size());
+  }
+  // Picks are uniform over positions: of the `full` examples with 6 attempts each position gets
+  // full / 6, within 4 standard deviations sqrt(full * 1/6 * 5/6).
+  ASSERT_GT(full, count / 2);
+  for (int n : picked_at) EXPECT_NEAR(n, full / 6.0, 4 * std::sqrt(full * 5.0 / 36));
+  // Not chosen for hitting: answers hit the target as often as a uniformly picked attempt would,
+  // q = mean over examples of (hitting attempts / attempts); |h - q| within 4 standard errors.
+  const double h = static_cast<double>(hits) / count, q = expected_hits / count;
+  EXPECT_NEAR(h, q, 4 * std::sqrt(q * (1 - q) / count)) << "answers hit " << h << ", attempts " << q;
+  EXPECT_LT(h, 0.2);
+}
+
+}  // namespace
+}  // namespace tinyzero
