@@ -33,6 +33,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
+#include <initializer_list>
 #include <limits>
 #include <sstream>
 #include <thread>
@@ -76,10 +77,21 @@ std::string short_detail(const std::exception& e) {
   return text;
 }
 
-bool mentions_timeout(const std::string& detail) {
+bool mentions_any(const std::string& detail, std::initializer_list<const char*> words) {
   std::string lower = detail;
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-  return lower.find("timed out") != std::string::npos || lower.find("timeout") != std::string::npos;
+  for (const char* w : words)
+    if (lower.find(w) != std::string::npos) return true;
+  return false;
+}
+
+bool mentions_timeout(const std::string& detail) { return mentions_any(detail, {"timed out", "timeout"}); }
+
+// Gloo: "Connection closed by peer", "Read error ...: Connection reset by peer", "Broken pipe"; NCCL:
+// "remote process exited or there was a network error".
+bool mentions_lost_peer(const std::string& detail) {
+  return mentions_any(detail,
+                      {"connection", "closed", "reset by peer", "broken pipe", "remote process", "eof"});
 }
 
 }  // namespace
@@ -107,8 +119,10 @@ struct ProcessGroup::Impl {
     m << "rank " << rank << ": " << op;
     if (mentions_timeout(detail) || elapsed_s >= 0.95 * timeout_s)
       m << " timed out after " << format_seconds(timeout_s) << " s waiting for " << peers();
-    else
+    else if (mentions_lost_peer(detail))
       m << " failed after " << format_seconds(elapsed_s) << " s: lost the connection to " << peers();
+    else
+      m << " failed after " << format_seconds(elapsed_s) << " s";
     m << "; a peer may have died or hung - see its log (" << name << ": " << detail << ")";
     broken_reason = m.str();
     broken = true;
@@ -142,14 +156,17 @@ struct ProcessGroup::Impl {
     return t;
   }
 
-  // Runs one launch; an exception while starting it breaks the group.
+  // Runs one launch. A failure to start (e.g. a dtype the backend lacks) breaks the group too: the other
+  // ranks are now out of step with this one.
   template <typename F>
   c10::intrusive_ptr<c10d::Work> launch(const std::string& op, F&& start_fn) {
-    auto start = Clock::now();
     try {
       return start_fn();
     } catch (const std::exception& e) {
-      fail(op, short_detail(e), seconds_since(start));
+      broken_reason = "rank " + std::to_string(rank) + ": " + op + " could not be started on " + name + " (" +
+                      short_detail(e) + ")";
+      broken = true;
+      throw Error(broken_reason);
     }
   }
 
