@@ -1,11 +1,11 @@
 // Multi-process tests of ProcessGroup over Gloo on localhost: real ranks, real sockets.
 //
-// The DistProcessGroup tests (the parents) re-execute this binary (/proc/self/exe) as 2 ranks with
+// The DistProcessGroup tests (the parents) re-execute this binary (/proc/self/exe) as 2 or 3 ranks with
 // --gtest_filter=DistWorker.<case> and TZ_DIST_WORKER=1 in the environment, either through
 // scripts/launch-local.sh or directly, and check the ranks' exit codes, output and timing. The DistWorker
 // tests are the ranks' bodies; they skip themselves in a normal run (no TZ_DIST_WORKER).
 //
-// Manual benchmark (all-reduce bandwidth of 100 MB, dead-peer detection):
+// Manual benchmark (all-reduce and broadcast of 100 MB, barrier latency):
 //   TZ_DIST_WORKER=1 TZ_DIST_BENCH=1 scripts/launch-local.sh 2 --
 //     build/dist_process_group_test --gtest_filter=DistWorker.Bench
 #include <gtest/gtest.h>
@@ -66,13 +66,18 @@ std::unique_ptr<ProcessGroup> worker_group() {
 #define WORKER_ONLY() \
   if (!is_worker()) GTEST_SKIP() << "a rank of a DistProcessGroup test; runs only in a child process"
 
-// Rank r's value of test tensor i: deterministic, different per rank and tensor.
+// Rank r's value of test tensor i: deterministic, different per rank and tensor. Multiples of 1/2 below
+// ~50 in magnitude (integers for integer dtypes), so sums over a few ranks are exact in every dtype,
+// bfloat16 included, whatever order a backend adds them in: results can be compared with ==.
 at::Tensor make_tensor(int rank, int i, at::IntArrayRef shape, at::ScalarType dtype) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1000 * rank + i);
-  at::Tensor t = at::randn(shape, gen, at::kFloat) * 8;
-  if (at::isIntegralType(dtype, /*includeBool=*/false)) t = t.round();
+  at::Tensor t = at::randn(shape, gen, at::kFloat).clamp(-3, 3) * 8;
+  t = at::isIntegralType(dtype, /*includeBool=*/false) ? t.round() : (t * 2).round() / 2;
   return t.to(dtype);
 }
+
+// The sum over ranks 0..world-1 of make_all(r), computed here in float64.
+std::vector<at::Tensor> expected_sums(int world);
 
 struct Spec {
   std::vector<int64_t> shape;
@@ -101,37 +106,52 @@ std::vector<at::Tensor> make_all(int rank) {
   return out;
 }
 
+std::vector<at::Tensor> expected_sums(int world) {
+  std::vector<at::Tensor> sums;
+  for (int r = 0; r < world; ++r) {
+    auto ts = make_all(r);
+    for (size_t i = 0; i < ts.size(); ++i) {
+      if (r == 0)
+        sums.push_back(ts[i].to(at::kDouble));
+      else
+        sums[i] += ts[i].to(at::kDouble);
+    }
+  }
+  return sums;
+}
+
+// Everything a data-parallel step uses, on any number of ranks (the parent runs 3).
 TEST(DistWorker, Collectives) {
   WORKER_ONLY();
   auto pg = worker_group();
   const int rank = pg->rank(), world = pg->world_size();
-  ASSERT_EQ(world, 2);
+  const double w = world;
+  ASSERT_GE(world, 2);
   ASSERT_EQ(pg->backend(), "gloo");
   EXPECT_EQ(pg->is_main(), rank == 0);
 
-  // Bucketed all-reduce: the sums computed by hand (float sums of two values are exact and commutative;
-  // bf16/half travel as float32 and are rounded once on the way back).
+  // Bucketed all-reduce (buckets of 1000 bytes, of 1 byte: one tensor each, and of 25 MB: one per dtype)
+  // against the sums computed here; shapes, dtypes and strides are kept.
+  const auto sums = expected_sums(world);
   for (int64_t bucket : {int64_t{1000}, int64_t{1}, kDefaultBucketBytes}) {
     auto tensors = make_all(rank);
+    auto before = make_all(rank);
     pg->all_reduce_sum(tensors, bucket);
-    auto a = make_all(0), b = make_all(1);
     for (size_t i = 0; i < tensors.size(); ++i) {
-      at::ScalarType dt = tensors[i].scalar_type();
-      at::Tensor expected = dt == at::kBFloat16 || dt == at::kHalf
-                                ? (a[i].to(at::kFloat) + b[i].to(at::kFloat)).to(dt)
-                                : a[i] + b[i];
-      EXPECT_TRUE(at::equal(tensors[i], expected)) << "tensor " << i << " bucket " << bucket;
-      EXPECT_EQ(tensors[i].sizes(), expected.sizes());
+      EXPECT_EQ(tensors[i].scalar_type(), before[i].scalar_type());
+      EXPECT_EQ(tensors[i].sizes(), before[i].sizes());
+      EXPECT_EQ(tensors[i].strides(), before[i].strides());
+      EXPECT_TRUE(at::equal(tensors[i].to(at::kDouble), sums[i])) << "tensor " << i << " bucket " << bucket;
     }
   }
 
   // Single tensor, contiguous (in place) and not.
   at::Tensor x = at::arange(10, at::kFloat) * (rank + 1);
   pg->all_reduce_sum(x);
-  EXPECT_TRUE(at::equal(x, at::arange(10, at::kFloat) * 3));
+  EXPECT_TRUE(at::equal(x, at::arange(10, at::kFloat) * (w * (w + 1) / 2)));
   at::Tensor y = (at::arange(12, at::kDouble).view({3, 4}) + rank).t();
   pg->all_reduce_sum(y);
-  EXPECT_TRUE(at::equal(y, (at::arange(12, at::kDouble).view({3, 4}) * 2 + 1).t()));
+  EXPECT_TRUE(at::equal(y, (at::arange(12, at::kDouble).view({3, 4}) * w + w * (w - 1) / 2).t()));
 
   // Asynchronous start, then wait.
   {
@@ -140,30 +160,29 @@ TEST(DistWorker, Collectives) {
     EXPECT_FALSE(pending.done());
     pending.wait();
     EXPECT_TRUE(pending.done());
-    auto a = make_all(0), b = make_all(1);
-    EXPECT_TRUE(at::equal(tensors[1], a[1] + b[1]));
-    EXPECT_TRUE(at::equal(tensors[4], a[4] + b[4]));
+    for (size_t i = 0; i < tensors.size(); ++i) EXPECT_TRUE(at::equal(tensors[i].to(at::kDouble), sums[i]));
   }
 
-  // Broadcast from rank 1, into parameters that require grad.
+  // Broadcast from the last rank, into parameters that require grad.
   {
+    const int root = world - 1;
     auto tensors = make_all(rank);
     at::Tensor param = make_tensor(rank, 99, {5, 6}, at::kFloat).set_requires_grad(true);
     tensors.push_back(param);
-    pg->broadcast(tensors, 1, 1000);
-    auto from = make_all(1);
+    pg->broadcast(tensors, root, 1000);
+    auto from = make_all(root);
     for (size_t i = 0; i < from.size(); ++i) EXPECT_TRUE(at::equal(tensors[i], from[i])) << "tensor " << i;
-    EXPECT_TRUE(at::equal(param, make_tensor(1, 99, {5, 6}, at::kFloat)));
+    EXPECT_TRUE(at::equal(param, make_tensor(root, 99, {5, 6}, at::kFloat)));
     EXPECT_TRUE(param.requires_grad());
   }
 
   // Metrics: sum, max, min; exact for integers below 2^53.
   const double big = 1099511627776.0;  // 2^40
   EXPECT_EQ(pg->all_reduce({rank + 1.0, -1.0 * rank, big + rank}, ReduceOp::kSum),
-            (std::vector<double>{3.0, -1.0, 2 * big + 1}));
-  EXPECT_EQ(pg->all_reduce({rank + 1.0, -1.0 * rank}, ReduceOp::kMax), (std::vector<double>{2.0, 0.0}));
-  EXPECT_EQ(pg->all_reduce({rank + 1.0, -1.0 * rank}, ReduceOp::kMin), (std::vector<double>{1.0, -1.0}));
-  EXPECT_EQ(pg->all_reduce(0.25 * rank, ReduceOp::kSum), 0.25);
+            (std::vector<double>{w * (w + 1) / 2, -w * (w - 1) / 2, w * big + w * (w - 1) / 2}));
+  EXPECT_EQ(pg->all_reduce({rank + 1.0, -1.0 * rank}, ReduceOp::kMax), (std::vector<double>{w, 0.0}));
+  EXPECT_EQ(pg->all_reduce({rank + 1.0, -1.0 * rank}, ReduceOp::kMin), (std::vector<double>{1.0, 1.0 - w}));
+  EXPECT_EQ(pg->all_reduce(0.25 * rank, ReduceOp::kSum), 0.25 * w * (w - 1) / 2);
   EXPECT_TRUE(pg->all_reduce(std::vector<double>{}, ReduceOp::kSum).empty());
 
   // Owner broadcast (ZeRO-1): each rank fills the tensors it owns; afterwards all ranks hold the owners'.
@@ -297,14 +316,13 @@ TEST(DistWorker, NcclCollectives) {
     for (auto& t : ts) t = t.to(device);
     return ts;
   };
+  const auto sums = expected_sums(pg->world_size());
   for (int64_t bucket : {int64_t{1000}, kDefaultBucketBytes}) {
     auto tensors = on_gpu(make_all(rank));
     pg->all_reduce_sum(tensors, bucket);
-    auto a = make_all(0), b = make_all(1);
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      // NCCL sums bf16/half natively: one rounding of the exact sum of two values, as the CPU does.
-      EXPECT_TRUE(at::equal(tensors[i].cpu(), a[i] + b[i])) << "tensor " << i << " bucket " << bucket;
-    }
+    for (size_t i = 0; i < tensors.size(); ++i)
+      EXPECT_TRUE(at::equal(tensors[i].cpu().to(at::kDouble), sums[i]))
+          << "tensor " << i << " bucket " << bucket;
   }
   auto tensors = on_gpu(make_all(rank));
   pg->broadcast(tensors, 1, 1000);
@@ -449,9 +467,9 @@ bool have_backend(const std::string& name) {
   if (is_worker()) GTEST_SKIP(); \
   if (!have_backend("gloo")) GTEST_SKIP() << "this build has no Gloo backend";
 
-TEST(DistProcessGroup, CollectivesOfTwoRanksThroughLaunchLocal) {
+TEST(DistProcessGroup, CollectivesOfThreeRanksThroughLaunchLocal) {
   GLOO_PARENT();
-  std::vector<std::string> argv{"/bin/bash", std::string(TZ_SOURCE_DIR) + "/scripts/launch-local.sh", "2",
+  std::vector<std::string> argv{"/bin/bash", std::string(TZ_SOURCE_DIR) + "/scripts/launch-local.sh", "3",
                                 "--"};
   for (auto& a : worker_argv("Collectives")) argv.push_back(a);
   Child c = spawn(argv, {{"TZ_DIST_WORKER", "1"}, {"TZ_DIST_TIMEOUT", "20"}});
@@ -459,6 +477,7 @@ TEST(DistProcessGroup, CollectivesOfTwoRanksThroughLaunchLocal) {
   EXPECT_TRUE(o.exited && o.code == 0) << "exit " << o.code << " signal " << o.signal << "\n" << o.output;
   EXPECT_NE(o.output.find("[rank 0] worker rank 0 ok"), std::string::npos) << o.output;
   EXPECT_NE(o.output.find("[rank 1] worker rank 1 ok"), std::string::npos) << o.output;
+  EXPECT_NE(o.output.find("[rank 2] worker rank 2 ok"), std::string::npos) << o.output;
   EXPECT_EQ(o.output.find("FAILED"), std::string::npos) << o.output;
 }
 
