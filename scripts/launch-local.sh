@@ -52,17 +52,20 @@ cores=$(nproc 2>/dev/null || echo 1)
 threads=$((cores / n))
 [ "$threads" -ge 1 ] || threads=1
 
+# Each rank runs in its own process group (setsid), so stopping it also stops what it started.
+setsid=()
+if command -v setsid >/dev/null 2>&1; then setsid=(setsid); fi
 pids=()
 stop_all() {
   local sig=$1
-  for p in "${pids[@]}"; do kill "-$sig" "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do kill "-$sig" -- "-$p" 2>/dev/null || kill "-$sig" "$p" 2>/dev/null; done
 }
 trap 'stop_all TERM; sleep 1; stop_all KILL; exit 130' INT TERM
 
 for ((i = 0; i < n; i++)); do
   RANK=$i LOCAL_RANK=$i WORLD_SIZE=$n LOCAL_WORLD_SIZE=$n MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads} \
-    "${cmd[@]}" > >(sed -u "s/^/[rank $i] /") 2>&1 &
+    "${setsid[@]}" "${cmd[@]}" > >(sed -u "s/^/[rank $i] /") 2>&1 &
   pids+=($!)
 done
 
