@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -16,6 +17,7 @@
 #include "tinyzero/core/files.h"
 #include "tinyzero/io/safetensors.h"
 #include "tinyzero/metrics/names.h"
+#include "tinyzero/metrics/progress.h"
 #include "tinyzero/model/generator.h"
 #include "tinyzero/model/logprobs.h"
 #include "tinyzero/model/qwen2.h"
@@ -27,6 +29,7 @@
 #include "tinyzero/tokenizer/stop_strings.h"
 #include "tinyzero/tokenizer/tokenizer.h"
 #include "tinyzero/trainer/optimizer.h"
+#include "trainer/critic.h"
 #include "trainer/data_order.h"
 #include "trainer/sft_data.h"
 
@@ -52,6 +55,7 @@ struct Rollout {
   std::vector<bool> correct, format_ok, truncated;
   std::vector<std::string> prompts, responses;  // decoded, for sample logs
   at::Tensor old_log_probs, ref_log_probs, advantages;  // (B, R)
+  at::Tensor values, returns;  // (B, R), PPO only
   int64_t rows() const { return input_ids.size(0); }
   int64_t response_len() const { return response_mask.size(1); }
 };
@@ -142,6 +146,30 @@ std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string&
   return out;
 }
 
+// The update schedule shared by the actor and the critic: `epochs` passes over the B rows, each in a
+// random order from derive_seed(seed, step, epoch), cut into mini-batches of `mini_rows` (one optimizer
+// step each) and those into micro-batches of `micro_rows` (gradient accumulation). Row lists are sorted.
+void for_each_update(int64_t B, int64_t mini_rows, int64_t micro_rows, int64_t epochs, uint64_t seed, int64_t step,
+                     const std::function<void(const std::vector<int64_t>& mini)>& begin_mini,
+                     const std::function<void(const std::vector<int64_t>& rows)>& micro,
+                     const std::function<void()>& end_mini) {
+  for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+    std::vector<int64_t> order = permutation(B, derive_seed(seed, static_cast<uint64_t>(step), static_cast<uint64_t>(epoch)));
+    for (int64_t mb = 0; mb < B; mb += mini_rows) {
+      std::vector<int64_t> mini(order.begin() + mb, order.begin() + std::min(B, mb + mini_rows));
+      std::sort(mini.begin(), mini.end());
+      begin_mini(mini);
+      for (size_t start = 0; start < mini.size(); start += static_cast<size_t>(micro_rows))
+        micro(std::vector<int64_t>(mini.begin() + start, mini.begin() + std::min(mini.size(), start + micro_rows)));
+      end_mini();
+    }
+  }
+}
+
+at::Tensor row_index(const std::vector<int64_t>& rows, const at::Device& device) {
+  return torch::tensor(rows, torch::kLong).to(device);
+}
+
 }  // namespace
 
 void check_run_inputs(const TrainConfig& c) {
@@ -188,6 +216,8 @@ struct Trainer::State {
   std::unique_ptr<DataCursor> cursor;
   CausalLM actor{nullptr}, reference{nullptr};
   std::unique_ptr<AdamW> optimizer;
+  std::unique_ptr<Critic> critic;  // PPO only
+  std::unique_ptr<AdamW> critic_optimizer;
   std::unique_ptr<KlController> kl_ctrl;
   std::unique_ptr<MetricsLogger> logger;
   std::vector<int64_t> eos_ids;
@@ -199,10 +229,18 @@ struct Trainer::State {
   bool is_sft() const { return config.algorithm.name == "sft"; }
   std::vector<int64_t> encode_prompt(const std::string& text) const;
   std::vector<Rollout> generate_rollouts(const std::vector<Problem>& problems, int64_t n, bool greedy,
-                                         double temperature, uint64_t seed);
+                                         double temperature, uint64_t seed, ProgressBar* progress = nullptr);
   at::Tensor response_log_probs(CausalLMImpl& model, const Rollout& r, const std::vector<int64_t>& rows,
                                 bool with_grad, at::Tensor* entropy);
   at::Tensor batched_log_probs(CausalLMImpl& model, const Rollout& r);
+  at::Tensor batched_values(const Rollout& r);
+  // Clips the gradients of `opt`'s parameters and steps it; a non-finite norm skips the step (counted,
+  // and too many in a row throw). Returns the norm, or NaN for a skipped step.
+  double apply_update(AdamW& opt, const OptimConfig& optim, double lr, const char* what);
+  void update_critic(const Rollout& r, Metrics& m);
+  // Moves the reference / critic to the training device or back to the CPU when they are offloaded.
+  void place_reference(bool in_use);
+  void place_critic(bool in_use);
   Metrics rl_step();
   Metrics sft_step();
   void load_checkpoint(const std::string& dir);
@@ -215,8 +253,6 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
   State& s = *s_;
   s.config = loaded.config;
   const TrainConfig& c = s.config;
-  if (c.algorithm.name == "ppo")
-    throw ConfigError("algorithm.name ppo (critic + GAE) is not available in this build yet; use grpo, rloo or sft");
   check_run_inputs(c);
   s.device = at::Device(c.trainer.device == "cuda" ? at::kCUDA : at::kCPU);
   if (c.trainer.device == "auto" && torch::cuda::is_available()) s.device = at::Device(at::kCUDA);
@@ -253,10 +289,17 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
     s.reference = load_causal_lm(c.model.path, ref_dtype, s.device);
     s.reference->eval();
     for (auto& p : s.reference->parameters()) p.set_requires_grad(false);
+    s.place_reference(false);
   }
   std::vector<std::pair<std::string, at::Tensor>> params;
   for (auto& item : s.actor->named_parameters()) params.emplace_back(item.key(), item.value());
   s.optimizer = std::make_unique<AdamW>(params, c.actor.optim);
+  if (c.needs_critic()) {
+    s.critic = std::make_unique<Critic>(c.model.path, s.dtype, s.device, derive_seed(c.trainer.seed, 0xc417));
+    s.critic->set_activation_checkpointing(c.model.activation_checkpointing);
+    s.critic_optimizer = std::make_unique<AdamW>(s.critic->named_parameters(), c.critic.optim);
+    s.place_critic(false);
+  }
   s.kl_ctrl = make_kl_controller(c.algorithm.kl_ctrl);
 
   // Stop tokens: the tokenizer's EOS and the model's (generation) EOS ids.
@@ -296,8 +339,9 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
   MetricsLoggerOptions log_options = metrics_logger_options(c.logging);
   if (s.step > 0) log_options.resume_step = s.step;
   s.logger = std::make_unique<MetricsLogger>(c.trainer.run_dir, log_options);
-  spdlog::info("{}: actor {:.2f}M parameters ({}), reference {}, {} steps{}", c.algorithm.name,
+  spdlog::info("{}: actor {:.2f}M parameters ({}), reference {}, critic {}, {} steps{}", c.algorithm.name,
                static_cast<double>(mc.num_parameters()) / 1e6, dtype_name(s.dtype), s.reference ? "loaded" : "off",
+               s.critic ? "loaded" : "off",
                c.trainer.total_steps, s.step ? ", resumed at step " + std::to_string(s.step) : "");
 }
 
@@ -318,7 +362,7 @@ std::vector<int64_t> Trainer::State::encode_prompt(const std::string& text) cons
 }
 
 std::vector<Rollout> Trainer::State::generate_rollouts(const std::vector<Problem>& batch, int64_t n, bool greedy,
-                                                       double temperature, uint64_t seed) {
+                                                       double temperature, uint64_t seed, ProgressBar* progress) {
   const TrainConfig& c = config;
   std::vector<Rollout> out;
   const int64_t prompts_per_chunk = std::max<int64_t>(1, c.rollout.micro_batch_size / n);
@@ -393,6 +437,7 @@ std::vector<Rollout> Trainer::State::generate_rollouts(const std::vector<Problem
     }
     r.scores = torch::tensor(scores);
     out.push_back(std::move(r));
+    if (progress) progress->advance(rows);
   }
   return out;
 }
@@ -427,6 +472,96 @@ at::Tensor Trainer::State::batched_log_probs(CausalLMImpl& model, const Rollout&
   return torch::cat(parts, 0);
 }
 
+// Critic values of the response positions, (B, R): the value of the state before response token j is
+// read at sequence position P - 1 + j, where the token's log-prob is.
+at::Tensor Trainer::State::batched_values(const Rollout& r) {
+  torch::NoGradGuard no_grad;
+  AutocastGuard autocast(device, config.model.autocast_bf16);
+  critic->train(false);
+  std::vector<at::Tensor> parts;
+  const int64_t micro = config.rollout.log_prob_micro_batch_size;
+  for (int64_t start = 0; start < r.rows(); start += micro) {
+    const int64_t len = std::min(micro, r.rows() - start);
+    at::Tensor v = critic->values(r.input_ids.narrow(0, start, len), r.attention_mask.narrow(0, start, len));
+    parts.push_back(v.narrow(1, r.prompt_len - 1, r.response_len()));
+  }
+  return torch::cat(parts, 0);
+}
+
+void Trainer::State::place_reference(bool in_use) {
+  if (reference && config.reference.offload && device.is_cuda()) reference->to(in_use ? device : at::Device(at::kCPU));
+}
+
+void Trainer::State::place_critic(bool in_use) {
+  if (critic && config.critic.offload && device.is_cuda()) critic->to(in_use ? device : at::Device(at::kCPU));
+}
+
+double Trainer::State::apply_update(AdamW& opt, const OptimConfig& optim, double lr, const char* what) {
+  const double norm = clip_grad_norm(opt.params(), optim.grad_clip);
+  if (!std::isfinite(norm)) {
+    ++nonfinite_total;
+    if (++nonfinite_in_a_row >= config.trainer.max_consecutive_nonfinite)
+      throw Error(std::string(what) + " gradients were non-finite in " + std::to_string(nonfinite_in_a_row) +
+                  " optimizer steps in a row (step " + std::to_string(step) + "); lower " + what +
+                  ".optim.lr, keep " + what + ".optim.grad_clip on, or use model.dtype=float32");
+    opt.zero_grad();
+    return NAN;
+  }
+  nonfinite_in_a_row = 0;
+  opt.step(lr);
+  return norm;
+}
+
+// PPO's value update (veRL's update_critic): the clipped value loss of the critic's new predictions
+// against the GAE returns, over the same epochs and mini-batches as the actor.
+void Trainer::State::update_critic(const Rollout& r, Metrics& m) {
+  const TrainConfig& c = config;
+  const auto t0 = Clock::now();
+  place_critic(true);
+  critic->train(true);
+  const int64_t B = r.rows(), P = r.prompt_len, R = r.response_len();
+  const int64_t mini_rows = std::min<int64_t>(B, c.actor.ppo_mini_batch_size * c.rollout.n);
+  const int64_t micro_rows =
+      c.actor.use_dynamic_bsz ? std::max<int64_t>(1, c.actor.ppo_max_token_len / (P + R)) : c.critic.ppo_micro_batch_size;
+  LossAggregation agg;
+  agg.mode = LossAggMode::kTokenMean;
+  const double lr = learning_rate_at(c.critic.optim, step, c.trainer.total_steps);
+  double loss_sum = 0, clip_sum = 0, weight_sum = 0, norm_sum = 0;
+  int64_t steps = 0, minis = 0;
+  for_each_update(
+      B, mini_rows, micro_rows, c.actor.ppo_epochs, c.trainer.seed ^ 0xc417, step,
+      [&](const std::vector<int64_t>& mini) {
+        agg.denominator = agg_loss_local_denominator(r.response_mask.index_select(0, row_index(mini, device)), agg.mode);
+        critic_optimizer->zero_grad();
+        ++minis;
+      },
+      [&](const std::vector<int64_t>& rows) {
+        at::Tensor idx = row_index(rows, device);
+        at::Tensor rmask = r.response_mask.index_select(0, idx);
+        AutocastGuard autocast(device, c.model.autocast_bf16);
+        at::Tensor vpreds = critic->values(r.input_ids.index_select(0, idx), r.attention_mask.index_select(0, idx))
+                                .narrow(1, P - 1, R);  // (rows, R)
+        ValueLossResult vl = compute_value_loss(vpreds, r.returns.index_select(0, idx), r.values.index_select(0, idx),
+                                                rmask, c.critic.cliprange_value, agg);
+        vl.vf_loss.backward();
+        const double w = rmask.sum().item<double>();
+        loss_sum += vl.vf_loss.item<double>();
+        clip_sum += vl.vf_clipfrac.item<double>() * w;
+        weight_sum += w;
+      },
+      [&] {
+        const double norm = apply_update(*critic_optimizer, c.critic.optim, lr, "critic");
+        if (std::isfinite(norm)) norm_sum += norm, ++steps;
+      });
+  critic->train(false);
+  place_critic(false);
+  m["critic/vf_loss"] = loss_sum / static_cast<double>(std::max<int64_t>(1, minis));
+  m["critic/vf_clipfrac"] = weight_sum > 0 ? clip_sum / weight_sum : 0;
+  m["critic/grad_norm"] = steps ? norm_sum / static_cast<double>(steps) : NAN;
+  m["critic/lr"] = lr;
+  m["timing_s/update_critic"] = seconds_since(t0);
+}
+
 // ------------------------------------------------------------------------------------------------
 // The RL step.
 
@@ -446,8 +581,10 @@ Metrics Trainer::State::rl_step() {
   while (kept_groups < want_groups) {
     std::vector<Problem> batch;
     for (int64_t i : cursor->next(want_groups)) batch.push_back(problems.train[static_cast<size_t>(i)]);
+    ProgressBar bar("rollout", static_cast<int64_t>(batch.size()) * n, c.logging.progress);
     auto parts = generate_rollouts(batch, n, false, c.rollout.temperature,
-                                   derive_seed(c.trainer.seed, static_cast<uint64_t>(step), static_cast<uint64_t>(rounds)));
+                                   derive_seed(c.trainer.seed, static_cast<uint64_t>(step), static_cast<uint64_t>(rounds)),
+                                   &bar);
     Rollout r = concat_rollouts(parts, pad_id);
     ++rounds;
     auto score_of = r.scores.accessor<float, 1>();
@@ -503,8 +640,19 @@ Metrics Trainer::State::rl_step() {
   if (!on_policy) r.old_log_probs = batched_log_probs(*actor, r);
   m["timing_s/old_log_prob"] = seconds_since(t0);
   t0 = Clock::now();
-  if (reference) r.ref_log_probs = batched_log_probs(*reference, r);
+  if (reference) {
+    place_reference(true);
+    r.ref_log_probs = batched_log_probs(*reference, r);
+    place_reference(false);
+  }
   m[mn::kTimingRef] = seconds_since(t0);
+  if (critic) {
+    t0 = Clock::now();
+    place_critic(true);
+    r.values = batched_values(r);
+    place_critic(false);
+    m["timing_s/values"] = seconds_since(t0);
+  }
 
   // 4. KL in the reward and advantages.
   at::Tensor token_rewards = token_scores;
@@ -517,12 +665,29 @@ Metrics Trainer::State::rl_step() {
     kl_ctrl->update(kr.current_kl, B);
   }
   t0 = Clock::now();
-  AdvantageResult adv = c.algorithm.name == "rloo"
-                            ? compute_rloo_outcome_advantage(token_rewards, r.response_mask, r.group)
-                            : compute_grpo_outcome_advantage(token_rewards, r.response_mask, r.group, 1e-6,
-                                                             c.algorithm.norm_adv_by_std);
+  AdvantageResult adv;
+  if (critic)
+    adv = compute_gae_advantage_return(token_rewards, r.values, r.response_mask, c.algorithm.gamma, c.algorithm.lam);
+  else if (c.algorithm.name == "rloo")
+    adv = compute_rloo_outcome_advantage(token_rewards, r.response_mask, r.group);
+  else
+    adv = compute_grpo_outcome_advantage(token_rewards, r.response_mask, r.group, 1e-6, c.algorithm.norm_adv_by_std);
   r.advantages = adv.advantages;
   m["timing_s/adv"] = seconds_since(t0);
+  if (critic) {
+    r.returns = adv.returns;
+    const at::Tensor valid = r.response_mask > 0;
+    at::Tensor v = r.values.masked_select(valid), ret = r.returns.masked_select(valid);
+    if (v.numel() > 1) {
+      m["critic/values/mean"] = v.mean().item<double>();
+      m["critic/values/max"] = v.max().item<double>();
+      m["critic/values/min"] = v.min().item<double>();
+      m["critic/returns/mean"] = ret.mean().item<double>();
+      // The share of the returns' variance the values explain (1 = perfect, 0 = no better than a constant).
+      m["critic/vf_explained_var"] = 1.0 - ((ret - v).var().item<double>() / (ret.var().item<double>() + 1e-8));
+    }
+    update_critic(r, m);
+  }
 
   // 5. Policy update: ppo_epochs x mini-batches x micro-batches.
   t0 = Clock::now();
@@ -538,19 +703,15 @@ Metrics Trainer::State::rl_step() {
   double grad_norm_sum = 0;
   int64_t optimizer_steps = 0, skipped = 0;
   const double lr = learning_rate_at(c.actor.optim, step, c.trainer.total_steps);
-  for (int64_t epoch = 0; epoch < c.actor.ppo_epochs; ++epoch) {
-    std::vector<int64_t> order = permutation(B, derive_seed(c.trainer.seed ^ 0x5eed, static_cast<uint64_t>(step),
-                                                            static_cast<uint64_t>(epoch)));
-    for (int64_t mb = 0; mb < B; mb += mini_rows) {
-      std::vector<int64_t> mini(order.begin() + mb, order.begin() + std::min(B, mb + mini_rows));
-      std::sort(mini.begin(), mini.end());
-      at::Tensor mini_index = torch::tensor(mini, torch::kLong).to(device);
-      // The mini-batch's own count, so micro-batch losses add up to the mini-batch loss.
-      pl.agg.denominator = agg_loss_local_denominator(r.response_mask.index_select(0, mini_index), pl.agg.mode);
-      optimizer->zero_grad();
-      for (size_t start = 0; start < mini.size(); start += static_cast<size_t>(micro_rows)) {
-        std::vector<int64_t> rows(mini.begin() + start, mini.begin() + std::min(mini.size(), start + micro_rows));
-        at::Tensor idx = torch::tensor(rows, torch::kLong).to(device);
+  for_each_update(
+      B, mini_rows, micro_rows, c.actor.ppo_epochs, c.trainer.seed ^ 0x5eed, step,
+      [&](const std::vector<int64_t>& mini) {
+        // The mini-batch's own count, so micro-batch losses add up to the mini-batch loss.
+        pl.agg.denominator = agg_loss_local_denominator(r.response_mask.index_select(0, row_index(mini, device)), pl.agg.mode);
+        optimizer->zero_grad();
+      },
+      [&](const std::vector<int64_t>& rows) {
+        at::Tensor idx = row_index(rows, device);
         at::Tensor entropy;
         at::Tensor log_prob = response_log_probs(*actor, r, rows, true, c.actor.entropy_coeff > 0 ? &entropy : nullptr);
         at::Tensor rmask = r.response_mask.index_select(0, idx);
@@ -574,24 +735,16 @@ Metrics Trainer::State::rl_step() {
         clip_lower_sum += res.pg_clipfrac_lower.item<double>() * w;
         ppo_kl_sum += res.ppo_kl.item<double>() * w;
         weight_sum += w;
-      }
-      const double norm = clip_grad_norm(optimizer->params(), c.actor.optim.grad_clip);
-      if (!std::isfinite(norm)) {
-        ++skipped;
-        ++nonfinite_total;
-        if (++nonfinite_in_a_row >= c.trainer.max_consecutive_nonfinite)
-          throw Error("gradients were non-finite in " + std::to_string(nonfinite_in_a_row) +
-                      " optimizer steps in a row (step " + std::to_string(step) +
-                      "); lower actor.optim.lr, keep actor.optim.grad_clip on, or use model.dtype=float32");
-        optimizer->zero_grad();
-        continue;
-      }
-      nonfinite_in_a_row = 0;
-      optimizer->step(lr);
-      grad_norm_sum += norm;
-      ++optimizer_steps;
-    }
-  }
+      },
+      [&] {
+        const double norm = apply_update(*optimizer, c.actor.optim, lr, "actor");
+        if (!std::isfinite(norm)) {
+          ++skipped;
+          return;
+        }
+        grad_norm_sum += norm;
+        ++optimizer_steps;
+      });
   m[mn::kTimingUpdateActor] = seconds_since(t0);
 
   // 6. Metrics.
@@ -692,18 +845,9 @@ Metrics Trainer::State::sft_step() {
     loss.backward();
     loss_sum += loss.item<double>();
   }
-  const double norm = clip_grad_norm(optimizer->params(), c.actor.optim.grad_clip);
+  const double norm = apply_update(*optimizer, c.actor.optim, lr, "actor");
   Metrics m;
-  if (std::isfinite(norm)) {
-    nonfinite_in_a_row = 0;
-    optimizer->step(lr);
-  } else {
-    ++nonfinite_total;
-    if (++nonfinite_in_a_row >= c.trainer.max_consecutive_nonfinite)
-      throw Error("SFT gradients were non-finite " + std::to_string(nonfinite_in_a_row) + " steps in a row; lower actor.optim.lr");
-    optimizer->zero_grad();
-    m["training/nonfinite_skipped"] = 1;
-  }
+  if (!std::isfinite(norm)) m["training/nonfinite_skipped"] = 1;
   m["sft/loss"] = loss_sum;
   m[mn::kGradNorm] = norm;
   m[mn::kLr] = lr;
@@ -734,12 +878,13 @@ Metrics Trainer::validate() {
   double score_sum = 0;
   int64_t correct = 0, format = 0, count = 0;
   double length_sum = 0;
+  ProgressBar bar("validation", static_cast<int64_t>(s.problems.val.size()), c.logging.progress);
   for (size_t start = 0; start < s.problems.val.size(); start += static_cast<size_t>(batch)) {
     std::vector<Problem> chunk(s.problems.val.begin() + start,
                                s.problems.val.begin() + std::min(s.problems.val.size(), start + static_cast<size_t>(batch)));
     const bool greedy = c.rollout.val_temperature == 0;
     auto parts = s.generate_rollouts(chunk, 1, greedy, c.rollout.val_temperature,
-                                     derive_seed(c.trainer.seed, 0x7a1, static_cast<uint64_t>(s.step), start));
+                                     derive_seed(c.trainer.seed, 0x7a1, static_cast<uint64_t>(s.step), start), &bar);
     for (auto& r : parts) {
       score_sum += r.scores.sum().item<double>();
       length_sum += r.response_mask.sum().item<double>();
@@ -770,8 +915,14 @@ std::string Trainer::save_checkpoint() {
   save_causal_lm(*s.actor, staging.string(), s.dtype, s.tokenizer_dir);
   save_safetensors((staging / "optimizer.safetensors").string(), s.optimizer->state_tensors(),
                    {{"format", "tinyzero-adamw"}});
+  if (s.critic) {  // PPO: the critic as its own HF directory (Qwen2ForTokenClassification) and its AdamW
+    s.critic->save((staging / "critic").string(), s.dtype);
+    save_safetensors((staging / "critic_optimizer.safetensors").string(), s.critic_optimizer->state_tensors(),
+                     {{"format", "tinyzero-adamw"}});
+  }
   nlohmann::json state = {{"step", s.step},
                           {"optimizer_steps", s.optimizer->steps_taken()},
+                          {"critic_optimizer_steps", s.critic_optimizer ? s.critic_optimizer->steps_taken() : 0},
                           {"data_epoch", s.cursor->epoch()},
                           {"data_position", s.cursor->position()},
                           {"kl_coef", s.kl_ctrl->value()},
@@ -804,10 +955,17 @@ void Trainer::State::load_checkpoint(const std::string& dir) {
                       ", this run uses " + config.algorithm.name + "; use a new trainer.run_dir");
   HfWeights weights = HfWeights::open(dir);
   load_weights(*actor, weights);
-  SafetensorsFile opt = SafetensorsFile::open(dir + "/optimizer.safetensors");
-  std::map<std::string, at::Tensor> tensors;
-  for (const auto& e : opt.entries()) tensors[e.name] = opt.tensor(e.name).to(device);
-  optimizer->load_state(tensors, state.at("optimizer_steps").get<int64_t>());
+  auto load_optimizer = [&](AdamW& opt, const std::string& file, int64_t steps) {
+    SafetensorsFile f = SafetensorsFile::open(dir + "/" + file);
+    std::map<std::string, at::Tensor> tensors;
+    for (const auto& e : f.entries()) tensors[e.name] = f.tensor(e.name).to(device);
+    opt.load_state(tensors, steps);
+  };
+  load_optimizer(*optimizer, "optimizer.safetensors", state.at("optimizer_steps").get<int64_t>());
+  if (critic) {
+    critic->load(dir + "/critic");
+    load_optimizer(*critic_optimizer, "critic_optimizer.safetensors", state.at("critic_optimizer_steps").get<int64_t>());
+  }
   cursor->seek(state.at("data_epoch").get<int64_t>(), state.at("data_position").get<int64_t>());
   kl_ctrl->set_value(state.at("kl_coef").get<double>());
   nonfinite_total = state.value("nonfinite_total", int64_t{0});

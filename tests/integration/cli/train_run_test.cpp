@@ -4,11 +4,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "support/cli.h"
+#include "support/tiny_run.h"
 #include "tinyzero/core/files.h"
 
 namespace fs = std::filesystem;
@@ -21,17 +23,16 @@ namespace {
 const std::string kSource = TZ_SOURCE_DIR;
 
 class TrainRun : public ::testing::Test {
- protected:
+ public:
   static void SetUpTestSuite() {
     dir_ = (fs::temp_directory_path() / ("tz_train_run_" + std::to_string(::getpid()))).string();
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    std::string cmd = "cd " + shell_quote(kSource) + " && TINYZERO_BIN=" + shell_quote(TZ_CLI_PATH) +
-                      " bash scripts/make-tiny-model.sh " + shell_quote(dir_ + "/tiny") + " > " +
-                      shell_quote(dir_ + "/make.log") + " 2>&1";
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << tinyzero::read_file(dir_ + "/make.log");
+    const std::string error = tinyzero::testing::make_tiny_model(dir_ + "/tiny");
+    ASSERT_EQ(error, "");
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
+  static const std::string& dir() { return dir_; }
 
   // Runs the smoke config with the tiny model into `run`, plus overrides.
   static tinyzero::testing::CliResult train(const std::string& run, const std::string& overrides) {
@@ -41,13 +42,11 @@ class TrainRun : public ::testing::Test {
   }
 
   static std::vector<nlohmann::json> metrics(const std::string& run) {
-    std::vector<nlohmann::json> out;
-    std::ifstream in(dir_ + "/" + run + "/metrics.jsonl");
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-    return out;
+    return tinyzero::testing::read_metrics(dir_ + "/" + run);
   }
 
+
+ protected:
   static inline std::string dir_;
 };
 
@@ -77,20 +76,49 @@ TEST_F(TrainRun, GrpoStepsWriteMetricsAndAHuggingFaceCheckpoint) {
   EXPECT_EQ(gen.exit_code, 0) << gen.output;
 }
 
-TEST_F(TrainRun, ResumeAfterInterruptionMatchesAnUninterruptedRun) {
-  const std::string common = " trainer.save_freq=2 trainer.test_freq=0 trainer.val_before_train=false";
-  ASSERT_EQ(train("straight", "trainer.total_steps=4" + common).exit_code, 0);
-  auto first = train("resumed", "trainer.total_steps=2" + common);  // "killed" after step 2's checkpoint
+TEST_F(TrainRun, SmokeConfigRunsEveryAlgorithm) {
+  // GRPO runs in the test above and SFT below; here Dr. GRPO, RLOO and PPO (KL in the reward), 2 steps each.
+  const std::vector<std::pair<std::string, std::string>> algorithms = {
+      {"drgrpo", "algorithm.norm_adv_by_std=false actor.loss_agg_mode=seq-mean-token-sum-norm"},
+      {"rloo", "algorithm.name=rloo"},
+      {"ppo", "algorithm.name=ppo rollout.n=1 data.train_batch_size=8 actor.ppo_mini_batch_size=8 "
+              "algorithm.use_kl_in_reward=true actor.use_kl_loss=false"}};
+  for (const auto& [name, overrides] : algorithms) {
+    auto r = train("smoke_" + name, "trainer.test_freq=0 trainer.save_freq=0 " + overrides);
+    ASSERT_EQ(r.exit_code, 0) << name << ": " << r.output;
+    auto lines = metrics("smoke_" + name);
+    ASSERT_EQ(lines.size(), 2u) << name;
+    for (const auto& j : lines) {
+      EXPECT_TRUE(j.contains("actor/pg_loss")) << name;
+      EXPECT_TRUE(std::isfinite(j["actor/grad_norm"].get<double>())) << name;
+    }
+    if (name == "ppo") {
+      EXPECT_TRUE(lines.back().contains("critic/vf_loss"));
+      EXPECT_TRUE(lines.back().contains("critic/vf_explained_var"));
+      EXPECT_TRUE(lines.back().contains("actor/reward_kl_penalty"));
+    }
+  }
+}
+
+// N steps straight versus N/2, stop, resume, N/2: identical weights, optimizer state and metrics.
+// PPO also checks the critic and its optimizer.
+void expect_exact_resume(const std::string& name, const std::string& overrides, bool critic) {
+  const std::string common = " trainer.save_freq=2 trainer.test_freq=0 trainer.val_before_train=false " + overrides;
+  const std::string straight = name + "_straight", resumed = name + "_resumed";
+  auto full = TrainRun::train(straight, "trainer.total_steps=4" + common);
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+  auto first = TrainRun::train(resumed, "trainer.total_steps=2" + common);  // "killed" after step 2's checkpoint
   ASSERT_EQ(first.exit_code, 0) << first.output;
-  auto second = train("resumed", "trainer.total_steps=4" + common);
+  auto second = TrainRun::train(resumed, "trainer.total_steps=4" + common);
   ASSERT_EQ(second.exit_code, 0) << second.output;
   EXPECT_THAT(second.output, HasSubstr("resumed from"));
-  const std::string a = tinyzero::read_file(dir_ + "/straight/checkpoints/step_00000004/model.safetensors");
-  const std::string b = tinyzero::read_file(dir_ + "/resumed/checkpoints/step_00000004/model.safetensors");
-  EXPECT_TRUE(a == b) << "weights differ after resume";
-  EXPECT_EQ(tinyzero::read_file(dir_ + "/straight/checkpoints/step_00000004/optimizer.safetensors"),
-            tinyzero::read_file(dir_ + "/resumed/checkpoints/step_00000004/optimizer.safetensors"));
-  auto ma = metrics("straight"), mb = metrics("resumed");
+  std::vector<std::string> files = {"model.safetensors", "optimizer.safetensors"};
+  if (critic) files.insert(files.end(), {"critic/model.safetensors", "critic_optimizer.safetensors"});
+  for (const auto& f : files)
+    EXPECT_TRUE(tinyzero::read_file(TrainRun::dir() + "/" + straight + "/checkpoints/step_00000004/" + f) ==
+                tinyzero::read_file(TrainRun::dir() + "/" + resumed + "/checkpoints/step_00000004/" + f))
+        << f << " differs after resume";
+  auto ma = TrainRun::metrics(straight), mb = TrainRun::metrics(resumed);
   ASSERT_EQ(ma.size(), mb.size());
   for (size_t i = 0; i < ma.size(); ++i) {
     for (auto& [key, value] : ma[i].items()) {
@@ -98,6 +126,14 @@ TEST_F(TrainRun, ResumeAfterInterruptionMatchesAnUninterruptedRun) {
       EXPECT_EQ(value, mb[i][key]) << "step " << ma[i]["step"] << " " << key;
     }
   }
+}
+
+TEST_F(TrainRun, ResumeAfterInterruptionMatchesAnUninterruptedRun) { expect_exact_resume("grpo", "", false); }
+
+TEST_F(TrainRun, PpoResumeRestoresTheCriticExactly) {
+  expect_exact_resume("ppo", "algorithm.name=ppo rollout.n=1 data.train_batch_size=8 actor.ppo_mini_batch_size=4 "
+                      "actor.ppo_micro_batch_size=4 critic.ppo_micro_batch_size=2 algorithm.use_kl_in_reward=true "
+                      "actor.use_kl_loss=false", true);
 }
 
 TEST_F(TrainRun, SftLearnsItsResponses) {

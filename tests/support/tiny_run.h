@@ -1,0 +1,36 @@
+// Test support for end-to-end runs: build the tiny model from nothing with scripts/make-tiny-model.sh
+// and read a run's metrics.jsonl.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "support/cli.h"
+#include "tinyzero/core/files.h"
+
+namespace tinyzero::testing {
+
+// Builds the tiny model into out_dir/model (tokenizer in out_dir/tokenizer). Returns "" on success,
+// else the script's log.
+inline std::string make_tiny_model(const std::string& out_dir) {
+  const std::string log = out_dir + ".make.log";
+  std::string cmd = "cd " + shell_quote(TZ_SOURCE_DIR) + " && TINYZERO_BIN=" + shell_quote(TZ_CLI_PATH) +
+                    " bash scripts/make-tiny-model.sh " + shell_quote(out_dir) + " > " + shell_quote(log) + " 2>&1";
+  return std::system(cmd.c_str()) == 0 ? "" : "make-tiny-model.sh failed:\n" + read_file(log);
+}
+
+// Every line of run_dir/metrics.jsonl.
+inline std::vector<nlohmann::json> read_metrics(const std::string& run_dir) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+}  // namespace tinyzero::testing
