@@ -100,6 +100,10 @@ DistEnv from_torchrun() {
     lws = parse_int("LOCAL_WORLD_SIZE", v, 1, env.world_size, "the number of processes on this node");
   fill_local(env, "LOCAL_RANK", get("LOCAL_RANK"), "LOCAL_WORLD_SIZE", lws);
   fill_master(env, nullptr, false);
+  // As torch.distributed reads them (rendezvous.py): only the exact string "True" turns the agent's store on.
+  if (const char* v = get("TORCHELASTIC_USE_AGENT_STORE")) env.use_agent_store = std::string(v) == "True";
+  if (const char* v = get("TORCHELASTIC_RESTART_COUNT"))
+    env.restart_count = parse_int("TORCHELASTIC_RESTART_COUNT", v, 0, 1 << 30, "torchrun's restart count");
   return env;
 }
 

@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 #include <torch/version.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Types.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
@@ -570,11 +571,14 @@ std::unique_ptr<ProcessGroup> init_process_group(const DistEnv& env, const std::
   try {
     c10d::TCPStoreOptions opts;
     opts.port = static_cast<std::uint16_t>(env.master_port);
-    opts.isServer = env.rank == 0;
+    opts.isServer = env.rank == 0 && !env.use_agent_store;
     opts.numWorkers = static_cast<std::size_t>(env.world_size);
     opts.waitWorkers = false;
     opts.timeout = impl->timeout;
     impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
+    if (env.use_agent_store)  // torchrun's store outlives restarts: keys of this attempt only
+      impl->store = c10::make_intrusive<c10d::PrefixStore>(
+          "/worker/attempt_" + std::to_string(env.restart_count), impl->store);
   } catch (const std::exception& e) {
     throw rendezvous_error(env, timeout_s, "rendezvous", "c10d: " + short_detail(e), seconds_since(start));
   }

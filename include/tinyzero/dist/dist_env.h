@@ -2,7 +2,8 @@
 //
 // Sources, in order of precedence:
 //   torchrun (and scripts/launch-local.sh): RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
-//     MASTER_ADDR, MASTER_PORT (RANK and WORLD_SIZE mark the source; LOCAL_* default to one node);
+//     MASTER_ADDR, MASTER_PORT (RANK and WORLD_SIZE mark the source; LOCAL_* default to one node),
+//     TORCHELASTIC_USE_AGENT_STORE and TORCHELASTIC_RESTART_COUNT;
 //   SLURM (srun): SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_NTASKS_PER_NODE (or the first
 //     count of SLURM_TASKS_PER_NODE); MASTER_ADDR else SLURM_LAUNCH_NODE_IPADDR; MASTER_PORT else 29500;
 //   neither: a single process (rank 0 of 1).
@@ -20,6 +21,11 @@ struct DistEnv {
   std::string master_addr;        // host of rank 0's TCPStore ("" for a single process)
   int master_port = 0;            // its port (0 for a single process)
   std::string source = "single";  // where the values came from: "torchrun" | "slurm" | "single"
+  // torchrun's agent already serves the TCPStore at MASTER_ADDR:MASTER_PORT
+  // (TORCHELASTIC_USE_AGENT_STORE=True): every rank connects as a client, under the prefix of this restart
+  // (TORCHELASTIC_RESTART_COUNT).
+  bool use_agent_store = false;
+  int restart_count = 0;
 
   bool is_distributed() const { return world_size > 1; }
   bool is_main() const { return rank == 0; }

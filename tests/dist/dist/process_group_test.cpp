@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <torch/cuda.h>
 #include <unistd.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -467,12 +468,28 @@ bool have_backend(const std::string& name) {
   if (is_worker()) GTEST_SKIP(); \
   if (!have_backend("gloo")) GTEST_SKIP() << "this build has no Gloo backend";
 
+// Three ranks started by scripts/launch-local.sh, rendezvousing as under torchrun's elastic agent: this
+// process serves the TCPStore at MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE=True), so rank 0 must connect
+// to it as a client rather than try to serve the port itself. Keys left by an earlier "attempt" must not
+// confuse the ranks (they use the prefix of TORCHELASTIC_RESTART_COUNT).
 TEST(DistProcessGroup, CollectivesOfThreeRanksThroughLaunchLocal) {
   GLOO_PARENT();
+  const int port = free_port();
+  c10d::TCPStoreOptions opts;
+  opts.port = static_cast<std::uint16_t>(port);
+  opts.isServer = true;
+  opts.waitWorkers = false;
+  opts.timeout = std::chrono::seconds(20);
+  auto agent_store = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", opts);
+  agent_store->add("/worker/attempt_0/tinyzero/arrived", 3);  // a finished earlier attempt
   std::vector<std::string> argv{"/bin/bash", std::string(TZ_SOURCE_DIR) + "/scripts/launch-local.sh", "3",
                                 "--"};
   for (auto& a : worker_argv("Collectives")) argv.push_back(a);
-  Child c = spawn(argv, {{"TZ_DIST_WORKER", "1"}, {"TZ_DIST_TIMEOUT", "20"}});
+  Child c = spawn(argv, {{"TZ_DIST_WORKER", "1"},
+                         {"TZ_DIST_TIMEOUT", "20"},
+                         {"MASTER_PORT", std::to_string(port)},
+                         {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                         {"TORCHELASTIC_RESTART_COUNT", "1"}});
   Outcome o = finish(c, 60);
   EXPECT_TRUE(o.exited && o.code == 0) << "exit " << o.code << " signal " << o.signal << "\n" << o.output;
   EXPECT_NE(o.output.find("[rank 0] worker rank 0 ok"), std::string::npos) << o.output;

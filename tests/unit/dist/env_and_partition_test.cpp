@@ -31,7 +31,9 @@ const char* const kVars[] = {"RANK",
                              "SLURM_LOCALID",
                              "SLURM_NTASKS_PER_NODE",
                              "SLURM_TASKS_PER_NODE",
-                             "SLURM_LAUNCH_NODE_IPADDR"};
+                             "SLURM_LAUNCH_NODE_IPADDR",
+                             "TORCHELASTIC_USE_AGENT_STORE",
+                             "TORCHELASTIC_RESTART_COUNT"};
 
 // Sets exactly the given variables (all others of kVars unset), restoring the old values afterwards.
 class EnvTest : public ::testing::Test {
@@ -88,6 +90,19 @@ TEST_F(EnvTest, Torchrun) {
   EXPECT_EQ(env.master_port, 29501);
   EXPECT_EQ(env.source, "torchrun");
   EXPECT_EQ(describe(env), "rank 5/8 (local 1/4) via torchrun, rendezvous 10.0.0.7:29501");
+}
+
+TEST_F(EnvTest, TorchrunAgentStore) {
+  set({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "29400"}});
+  EXPECT_FALSE(detect_dist_env().use_agent_store);
+  set({{"TORCHELASTIC_USE_AGENT_STORE", "True"}, {"TORCHELASTIC_RESTART_COUNT", "3"}});
+  DistEnv env = detect_dist_env();
+  EXPECT_TRUE(env.use_agent_store);
+  EXPECT_EQ(env.restart_count, 3);
+  set({{"TORCHELASTIC_USE_AGENT_STORE", "False"}});
+  EXPECT_FALSE(detect_dist_env().use_agent_store);
+  set({{"TORCHELASTIC_RESTART_COUNT", "x"}});
+  EXPECT_NE(error().find("TORCHELASTIC_RESTART_COUNT='x'"), std::string::npos) << error();
 }
 
 TEST_F(EnvTest, TorchrunLocalDefaultsToOneNode) {
