@@ -13,6 +13,7 @@
 #include "tinyzero/core/errors.h"
 #include "tinyzero/core/run_dir.h"
 #include "tinyzero/core/runtime.h"
+#include "tinyzero/dist/dist_env.h"
 #include "tinyzero/model/model_config.h"
 #include "tinyzero/trainer/memory_estimate.h"
 #include "tinyzero/trainer/trainer.h"
@@ -88,8 +89,10 @@ void run_train(const TrainArgs& args) {
   set_log_level(config.logging.level);
   const int threads = configure_threads(static_cast<int>(config.trainer.threads));
   const std::string device = resolve_device(config.trainer.device);
-  std::string run_dir = prepare_run_dir(config);
-  spdlog::info("run directory {} (resolved config in {}/config.yaml)", run_dir, run_dir);
+  // Data parallel: rank 0 alone prepares the run directory (and alone writes logs and checkpoints).
+  const bool main_rank = detect_dist_env().is_main();
+  std::string run_dir = main_rank ? prepare_run_dir(config) : config.trainer.run_dir;
+  if (main_rank) spdlog::info("run directory {} (resolved config in {}/config.yaml)", run_dir, run_dir);
   log_runtime_info(device, config.model.dtype, threads);
   Trainer trainer(loaded);
   trainer.run();

@@ -15,6 +15,8 @@
 
 #include "tinyzero/core/errors.h"
 #include "tinyzero/core/files.h"
+#include "tinyzero/dist/dist_env.h"
+#include "tinyzero/dist/process_group.h"
 #include "tinyzero/io/safetensors.h"
 #include "tinyzero/metrics/names.h"
 #include "tinyzero/metrics/progress.h"
@@ -30,6 +32,7 @@
 #include "tinyzero/tokenizer/tokenizer.h"
 #include "tinyzero/trainer/optimizer.h"
 #include "trainer/critic.h"
+#include "trainer/data_parallel.h"
 #include "trainer/data_order.h"
 #include "trainer/sft_data.h"
 
@@ -215,11 +218,13 @@ struct Trainer::State {
   std::vector<SftExample> sft_examples;
   std::unique_ptr<DataCursor> cursor;
   CausalLM actor{nullptr}, reference{nullptr};
-  std::unique_ptr<AdamW> optimizer;
+  DistEnv env;
+  std::unique_ptr<ProcessGroup> pg;  // a trivial group (no collectives) for a single process
+  std::unique_ptr<DataParallelOptimizer> optimizer;
   std::unique_ptr<Critic> critic;  // PPO only
-  std::unique_ptr<AdamW> critic_optimizer;
+  std::unique_ptr<DataParallelOptimizer> critic_optimizer;
   std::unique_ptr<KlController> kl_ctrl;
-  std::unique_ptr<MetricsLogger> logger;
+  std::unique_ptr<MetricsLogger> logger;  // rank 0 only
   std::vector<int64_t> eos_ids;
   int64_t pad_id = 0;
   int64_t step = 0, resumed_from = 0;
@@ -227,17 +232,27 @@ struct Trainer::State {
   int64_t last_validated = -1, last_saved = -1;
 
   bool is_sft() const { return config.algorithm.name == "sft"; }
+  int rank() const { return pg->rank(); }
+  int world() const { return pg->world_size(); }
+  // This rank's share [begin, end) of `count` items split into equal contiguous parts.
+  std::pair<int64_t, int64_t> my_share(int64_t count) const {
+    return {count * rank() / world(), count * (rank() + 1) / world()};
+  }
+  double sum_over_ranks(double v) const { return pg->all_reduce(v, ReduceOp::kSum); }
   std::vector<int64_t> encode_prompt(const std::string& text) const;
   std::vector<Rollout> generate_rollouts(const std::vector<Problem>& problems, int64_t n, bool greedy,
-                                         double temperature, uint64_t seed, ProgressBar* progress = nullptr);
+                                         double temperature, uint64_t seed, ProgressBar* progress = nullptr,
+                                         int64_t first_index = 0);
   at::Tensor response_log_probs(CausalLMImpl& model, const Rollout& r, const std::vector<int64_t>& rows,
                                 bool with_grad, at::Tensor* entropy);
   at::Tensor batched_log_probs(CausalLMImpl& model, const Rollout& r);
   at::Tensor batched_values(const Rollout& r);
   // Clips the gradients of `opt`'s parameters and steps it; a non-finite norm skips the step (counted,
   // and too many in a row throw). Returns the norm, or NaN for a skipped step.
-  double apply_update(AdamW& opt, const OptimConfig& optim, double lr, const char* what);
+  double apply_update(DataParallelOptimizer& opt, const OptimConfig& optim, double lr, const char* what);
   void update_critic(const Rollout& r, Metrics& m);
+  // masked_whiten over the masked values of every rank (unbiased variance, as masked_whiten).
+  at::Tensor whiten_over_ranks(const at::Tensor& values, const at::Tensor& mask);
   // Moves the reference / critic to the training device or back to the CPU when they are offloaded.
   void place_reference(bool in_use);
   void place_critic(bool in_use);
@@ -256,6 +271,22 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
   check_run_inputs(c);
   s.device = at::Device(c.trainer.device == "cuda" ? at::kCUDA : at::kCPU);
   if (c.trainer.device == "auto" && torch::cuda::is_available()) s.device = at::Device(at::kCUDA);
+  // Data parallel: one process per device, joined through c10d (torchrun / SLURM / launch-local.sh).
+  s.env = detect_dist_env();
+  if (s.device.is_cuda()) s.device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(s.env.local_rank));
+  if (s.env.is_distributed()) {
+    const int64_t w = s.env.world_size;
+    if (c.data.train_batch_size % w != 0 || (!s.is_sft() && c.actor.ppo_mini_batch_size % w != 0))
+      throw ConfigError("data.train_batch_size (" + std::to_string(c.data.train_batch_size) +
+                        ") and actor.ppo_mini_batch_size (" + std::to_string(c.actor.ppo_mini_batch_size) +
+                        ") must be multiples of the world size " + std::to_string(w) +
+                        "; change them or the number of ranks");
+    if (c.algorithm.filter_groups)
+      throw ConfigError("algorithm.filter_groups (DAPO dynamic sampling) runs on one process only in this version; "
+                        "set algorithm.filter_groups=false or run a single rank");
+    spdlog::info("data parallel: {}", describe(s.env));
+  }
+  s.pg = init_process_group(s.env, c.distributed.backend, s.device, c.distributed.timeout_s);
   s.dtype = parse_dtype(c.model.dtype);
   torch::manual_seed(c.trainer.seed);
 
@@ -293,12 +324,14 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
   }
   std::vector<std::pair<std::string, at::Tensor>> params;
   for (auto& item : s.actor->named_parameters()) params.emplace_back(item.key(), item.value());
-  s.optimizer = std::make_unique<AdamW>(params, c.actor.optim);
+  const int64_t bucket_bytes = c.distributed.bucket_mb << 20;
+  s.optimizer = std::make_unique<DataParallelOptimizer>(params, c.actor.optim, *s.pg, c.distributed.zero_stage,
+                                                        bucket_bytes);
   if (c.needs_critic()) {
     s.critic = std::make_unique<Critic>(c.model.path, s.dtype, s.device, derive_seed(c.trainer.seed, 0xc417));
     s.critic->set_activation_checkpointing(c.model.activation_checkpointing);
-    s.critic_optimizer = std::make_unique<AdamW>(s.critic->named_parameters(), c.critic.optim);
-    s.place_critic(false);
+    s.critic_optimizer = std::make_unique<DataParallelOptimizer>(s.critic->named_parameters(), c.critic.optim, *s.pg,
+                                                                 c.distributed.zero_stage, bucket_bytes);
   }
   s.kl_ctrl = make_kl_controller(c.algorithm.kl_ctrl);
 
@@ -336,9 +369,19 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
       throw Error("no checkpoint in " + c.trainer.run_dir + "/checkpoints could be loaded (last error: " + last_error +
                   "); move them away or set trainer.resume=off with a new run_dir");
   }
-  MetricsLoggerOptions log_options = metrics_logger_options(c.logging);
-  if (s.step > 0) log_options.resume_step = s.step;
-  s.logger = std::make_unique<MetricsLogger>(c.trainer.run_dir, log_options);
+  // Every rank starts from rank 0's weights (also after a resume, which every rank read itself).
+  s.optimizer->broadcast_parameters(0);
+  if (s.critic) s.critic_optimizer->broadcast_parameters(0);
+  if (s.critic) s.place_critic(false);
+  if (s.optimizer->sharded())
+    spdlog::info("ZeRO-1: this rank keeps the AdamW state of {:.2f}M of the actor's {:.2f}M parameters",
+                 static_cast<double>(s.optimizer->owned_parameters()) / 1e6,
+                 static_cast<double>(mc.num_parameters()) / 1e6);
+  if (s.pg->is_main()) {
+    MetricsLoggerOptions log_options = metrics_logger_options(c.logging);
+    if (s.step > 0) log_options.resume_step = s.step;
+    s.logger = std::make_unique<MetricsLogger>(c.trainer.run_dir, log_options);
+  }
   spdlog::info("{}: actor {:.2f}M parameters ({}), reference {}, critic {}, {} steps{}", c.algorithm.name,
                static_cast<double>(mc.num_parameters()) / 1e6, dtype_name(s.dtype), s.reference ? "loaded" : "off",
                s.critic ? "loaded" : "off",
@@ -362,13 +405,14 @@ std::vector<int64_t> Trainer::State::encode_prompt(const std::string& text) cons
 }
 
 std::vector<Rollout> Trainer::State::generate_rollouts(const std::vector<Problem>& batch, int64_t n, bool greedy,
-                                                       double temperature, uint64_t seed, ProgressBar* progress) {
+                                                       double temperature, uint64_t seed, ProgressBar* progress,
+                                                       int64_t first_index) {
   const TrainConfig& c = config;
   std::vector<Rollout> out;
   const int64_t prompts_per_chunk = std::max<int64_t>(1, c.rollout.micro_batch_size / n);
   actor->eval();
   AutocastGuard autocast(device, c.model.autocast_bf16);
-  for (size_t start = 0, chunk = 0; start < batch.size(); start += prompts_per_chunk, ++chunk) {
+  for (size_t start = 0; start < batch.size(); start += prompts_per_chunk) {
     const size_t end = std::min(batch.size(), start + static_cast<size_t>(prompts_per_chunk));
     std::vector<std::string> prompt_texts;
     std::vector<std::vector<int64_t>> prompt_ids;
@@ -398,7 +442,9 @@ std::vector<Rollout> Trainer::State::generate_rollouts(const std::vector<Problem
     opt.eos_ids = eos_ids;
     opt.pad_id = pad_id;
     opt.num_samples = n;
-    opt.seed = derive_seed(seed, chunk);
+    // Seeded by the chunk's first prompt's index in the global batch: the same prompts get the same
+    // samples whichever rank generates them.
+    opt.seed = derive_seed(seed, static_cast<uint64_t>(first_index) + start);
     if (!c.rollout.stop.empty()) {
       const Tokenizer* tok = tokenizer.get();
       const std::vector<std::string> stops = c.rollout.stop;
@@ -496,8 +542,9 @@ void Trainer::State::place_critic(bool in_use) {
   if (critic && config.critic.offload && device.is_cuda()) critic->to(in_use ? device : at::Device(at::kCPU));
 }
 
-double Trainer::State::apply_update(AdamW& opt, const OptimConfig& optim, double lr, const char* what) {
-  const double norm = clip_grad_norm(opt.params(), optim.grad_clip);
+double Trainer::State::apply_update(DataParallelOptimizer& opt, const OptimConfig& optim, double lr,
+                                    const char* what) {
+  const double norm = opt.reduce_and_clip(optim.grad_clip);  // the same norm on every rank
   if (!std::isfinite(norm)) {
     ++nonfinite_total;
     if (++nonfinite_in_a_row >= config.trainer.max_consecutive_nonfinite)
@@ -512,6 +559,15 @@ double Trainer::State::apply_update(AdamW& opt, const OptimConfig& optim, double
   return norm;
 }
 
+at::Tensor Trainer::State::whiten_over_ranks(const at::Tensor& values, const at::Tensor& mask) {
+  const at::Tensor v = values.to(at::kDouble) * mask, m = mask.to(at::kDouble);
+  std::vector<double> sums = pg->all_reduce({m.sum().item<double>(), v.sum().item<double>()}, ReduceOp::kSum);
+  const double count = sums[0], mean = sums[1] / std::max(1.0, count);
+  const double sq = sum_over_ranks((((values.to(at::kDouble) - mean) * m).pow(2)).sum().item<double>());
+  const double var = count > 1 ? sq / (count - 1) : 0.0;
+  return ((values - mean) * (1.0 / std::sqrt(var + 1e-8))).to(values.scalar_type()) * mask;
+}
+
 // PPO's value update (veRL's update_critic): the clipped value loss of the critic's new predictions
 // against the GAE returns, over the same epochs and mini-batches as the actor.
 void Trainer::State::update_critic(const Rollout& r, Metrics& m) {
@@ -520,7 +576,7 @@ void Trainer::State::update_critic(const Rollout& r, Metrics& m) {
   place_critic(true);
   critic->train(true);
   const int64_t B = r.rows(), P = r.prompt_len, R = r.response_len();
-  const int64_t mini_rows = std::min<int64_t>(B, c.actor.ppo_mini_batch_size * c.rollout.n);
+  const int64_t mini_rows = std::min<int64_t>(B, c.actor.ppo_mini_batch_size * c.rollout.n / world());
   const int64_t micro_rows =
       c.actor.use_dynamic_bsz ? std::max<int64_t>(1, c.actor.ppo_max_token_len / (P + R)) : c.critic.ppo_micro_batch_size;
   LossAggregation agg;
@@ -531,7 +587,8 @@ void Trainer::State::update_critic(const Rollout& r, Metrics& m) {
   for_each_update(
       B, mini_rows, micro_rows, c.actor.ppo_epochs, c.trainer.seed ^ 0xc417, step,
       [&](const std::vector<int64_t>& mini) {
-        agg.denominator = agg_loss_local_denominator(r.response_mask.index_select(0, row_index(mini, device)), agg.mode);
+        agg.denominator = sum_over_ranks(
+            agg_loss_local_denominator(r.response_mask.index_select(0, row_index(mini, device)), agg.mode));
         critic_optimizer->zero_grad();
         ++minis;
       },
@@ -555,8 +612,9 @@ void Trainer::State::update_critic(const Rollout& r, Metrics& m) {
       });
   critic->train(false);
   place_critic(false);
-  m["critic/vf_loss"] = loss_sum / static_cast<double>(std::max<int64_t>(1, minis));
-  m["critic/vf_clipfrac"] = weight_sum > 0 ? clip_sum / weight_sum : 0;
+  const std::vector<double> sum = pg->all_reduce({loss_sum, clip_sum, weight_sum}, ReduceOp::kSum);
+  m["critic/vf_loss"] = sum[0] / static_cast<double>(std::max<int64_t>(1, minis));
+  m["critic/vf_clipfrac"] = sum[2] > 0 ? sum[1] / sum[2] : 0;
   m["critic/grad_norm"] = steps ? norm_sum / static_cast<double>(steps) : NAN;
   m["critic/lr"] = lr;
   m["timing_s/update_critic"] = seconds_since(t0);
@@ -570,7 +628,9 @@ Metrics Trainer::State::rl_step() {
   const auto t_step = Clock::now();
   Metrics m;
   const int64_t n = c.rollout.n;
-  const int64_t want_groups = c.data.train_batch_size;
+  // Every rank draws the same global batch from the data order and keeps its contiguous share.
+  const auto [share_begin, share_end] = my_share(c.data.train_batch_size);
+  const int64_t want_groups = share_end - share_begin;
 
   // 1. Rollouts (with DAPO dynamic sampling: keep only groups whose rewards differ, refill).
   auto t0 = Clock::now();
@@ -580,11 +640,12 @@ Metrics Trainer::State::rl_step() {
   std::vector<bool> all_correct, all_format;
   while (kept_groups < want_groups) {
     std::vector<Problem> batch;
-    for (int64_t i : cursor->next(want_groups)) batch.push_back(problems.train[static_cast<size_t>(i)]);
-    ProgressBar bar("rollout", static_cast<int64_t>(batch.size()) * n, c.logging.progress);
+    const std::vector<int64_t> picks = cursor->next(c.data.train_batch_size);
+    for (int64_t i = share_begin; i < share_end; ++i) batch.push_back(problems.train[static_cast<size_t>(picks[i])]);
+    ProgressBar bar("rollout", static_cast<int64_t>(batch.size()) * n, c.logging.progress && pg->is_main());
     auto parts = generate_rollouts(batch, n, false, c.rollout.temperature,
                                    derive_seed(c.trainer.seed, static_cast<uint64_t>(step), static_cast<uint64_t>(rounds)),
-                                   &bar);
+                                   &bar, share_begin);
     Rollout r = concat_rollouts(parts, pad_id);
     ++rounds;
     auto score_of = r.scores.accessor<float, 1>();
@@ -660,15 +721,20 @@ Metrics Trainer::State::rl_step() {
     KlRewardResult kr = apply_kl_penalty(token_scores, r.old_log_probs, r.ref_log_probs, r.response_mask,
                                          kl_ctrl->value(), parse_kl_estimator(c.algorithm.kl_penalty));
     token_rewards = kr.token_level_rewards;
-    m[mn::kRewardKlPenalty] = kr.current_kl;
+    // The batch's mean KL over all ranks (current_kl is this rank's mean over its B sequences).
+    const double current_kl = sum_over_ranks(kr.current_kl * static_cast<double>(B)) / static_cast<double>(B * world());
+    m[mn::kRewardKlPenalty] = current_kl;
     m[mn::kRewardKlPenaltyCoeff] = kl_ctrl->value();
-    kl_ctrl->update(kr.current_kl, B);
+    kl_ctrl->update(current_kl, B * world());
   }
   t0 = Clock::now();
   AdvantageResult adv;
-  if (critic)
-    adv = compute_gae_advantage_return(token_rewards, r.values, r.response_mask, c.algorithm.gamma, c.algorithm.lam);
-  else if (c.algorithm.name == "rloo")
+  if (critic) {
+    // Whitened over the whole batch: across ranks when there are several.
+    adv = compute_gae_advantage_return(token_rewards, r.values, r.response_mask, c.algorithm.gamma, c.algorithm.lam,
+                                       world() == 1);
+    if (world() > 1) adv.advantages = whiten_over_ranks(adv.advantages, r.response_mask);
+  } else if (c.algorithm.name == "rloo")
     adv = compute_rloo_outcome_advantage(token_rewards, r.response_mask, r.group);
   else
     adv = compute_grpo_outcome_advantage(token_rewards, r.response_mask, r.group, 1e-6, c.algorithm.norm_adv_by_std);
@@ -677,14 +743,24 @@ Metrics Trainer::State::rl_step() {
   if (critic) {
     r.returns = adv.returns;
     const at::Tensor valid = r.response_mask > 0;
-    at::Tensor v = r.values.masked_select(valid), ret = r.returns.masked_select(valid);
-    if (v.numel() > 1) {
-      m["critic/values/mean"] = v.mean().item<double>();
-      m["critic/values/max"] = v.max().item<double>();
-      m["critic/values/min"] = v.min().item<double>();
-      m["critic/returns/mean"] = ret.mean().item<double>();
+    const at::Tensor v = r.values.masked_select(valid).to(at::kDouble), ret = r.returns.masked_select(valid).to(at::kDouble);
+    const at::Tensor d = ret - v;
+    const std::vector<double> sum = pg->all_reduce({static_cast<double>(v.numel()), v.sum().item<double>(),
+                                                    ret.sum().item<double>(), ret.pow(2).sum().item<double>(),
+                                                    d.sum().item<double>(), d.pow(2).sum().item<double>()},
+                                                   ReduceOp::kSum);
+    const bool any = v.numel() > 0;
+    const double vmax = pg->all_reduce(any ? v.max().item<double>() : -INFINITY, ReduceOp::kMax);
+    const double vmin = pg->all_reduce(any ? v.min().item<double>() : INFINITY, ReduceOp::kMin);
+    const double count = sum[0];
+    if (count > 1) {
+      auto var = [count](double s1, double s2) { return (s2 - s1 * s1 / count) / (count - 1); };
+      m["critic/values/mean"] = sum[1] / count;
+      m["critic/values/max"] = vmax;
+      m["critic/values/min"] = vmin;
+      m["critic/returns/mean"] = sum[2] / count;
       // The share of the returns' variance the values explain (1 = perfect, 0 = no better than a constant).
-      m["critic/vf_explained_var"] = 1.0 - ((ret - v).var().item<double>() / (ret.var().item<double>() + 1e-8));
+      m["critic/vf_explained_var"] = 1.0 - var(sum[4], sum[5]) / (var(sum[2], sum[3]) + 1e-8);
     }
     update_critic(r, m);
   }
@@ -695,7 +771,7 @@ Metrics Trainer::State::rl_step() {
   PolicyLossOptions pl = policy_loss_options(c.actor);
   const KlEstimator kl_type = parse_kl_estimator(c.actor.kl_loss_type);
   const bool kl_loss = c.actor.use_kl_loss && reference;
-  const int64_t mini_rows = std::min<int64_t>(B, c.actor.ppo_mini_batch_size * n);
+  const int64_t mini_rows = std::min<int64_t>(B, c.actor.ppo_mini_batch_size * n / world());
   const int64_t micro_rows =
       c.actor.use_dynamic_bsz ? std::max<int64_t>(1, c.actor.ppo_max_token_len / (r.prompt_len + R))
                               : c.actor.ppo_micro_batch_size;
@@ -706,8 +782,10 @@ Metrics Trainer::State::rl_step() {
   for_each_update(
       B, mini_rows, micro_rows, c.actor.ppo_epochs, c.trainer.seed ^ 0x5eed, step,
       [&](const std::vector<int64_t>& mini) {
-        // The mini-batch's own count, so micro-batch losses add up to the mini-batch loss.
-        pl.agg.denominator = agg_loss_local_denominator(r.response_mask.index_select(0, row_index(mini, device)), pl.agg.mode);
+        // The mini-batch's own count over all ranks, so micro-batch losses (and ranks' gradients) add up to
+        // the mini-batch loss.
+        pl.agg.denominator = sum_over_ranks(
+            agg_loss_local_denominator(r.response_mask.index_select(0, row_index(mini, device)), pl.agg.mode));
         optimizer->zero_grad();
       },
       [&](const std::vector<int64_t>& rows) {
@@ -747,44 +825,61 @@ Metrics Trainer::State::rl_step() {
       });
   m[mn::kTimingUpdateActor] = seconds_since(t0);
 
-  // 6. Metrics.
+  // 6. Metrics over all ranks: sums and counts are added and extremes reduced before dividing.
   const int64_t mini_batches = std::max<int64_t>(1, c.actor.ppo_epochs * ((B + mini_rows - 1) / mini_rows));
   const double updates = static_cast<double>(mini_batches);
-  at::Tensor lengths = r.response_mask.sum(1).to(torch::kCPU);
-  at::Tensor seq_scores = torch::tensor(all_scores);
-  m[mn::kScoreMean] = seq_scores.mean().item<double>();
-  m["critic/score/max"] = seq_scores.max().item<double>();
-  m["critic/score/min"] = seq_scores.min().item<double>();
-  m[mn::kRewardsMean] = token_rewards.sum(1).mean().item<double>();
-  at::Tensor adv_valid = r.advantages.masked_select(r.response_mask > 0);
-  m[mn::kAdvantagesMean] = adv_valid.numel() ? adv_valid.mean().item<double>() : 0.0;
-  m["critic/advantages/max"] = adv_valid.numel() ? adv_valid.max().item<double>() : 0.0;
-  m["critic/advantages/min"] = adv_valid.numel() ? adv_valid.min().item<double>() : 0.0;
-  m[mn::kSuccessRate] = mean_of(all_correct);
-  m[mn::kFormatRate] = mean_of(all_format);
-  m[mn::kResponseLengthMean] = lengths.mean().item<double>();
-  m["response_length/max"] = lengths.max().item<double>();
-  m["response_length/min"] = lengths.min().item<double>();
-  m[mn::kResponseLengthClipRatio] = mean_of(r.truncated);
-  m["prompt_length/mean"] = r.attention_mask.narrow(1, 0, r.prompt_len).sum(1).to(torch::kFloat).mean().item<double>();
-  m[mn::kPgLoss] = pg_loss_sum / updates;
-  if (kl_loss) m[mn::kKlLoss] = kl_sum / updates;
-  if (c.actor.entropy_coeff > 0) m[mn::kEntropy] = ent_sum / updates;
-  m[mn::kPgClipfrac] = weight_sum > 0 ? clip_sum / weight_sum : 0;
-  m[mn::kPgClipfracLower] = weight_sum > 0 ? clip_lower_sum / weight_sum : 0;
-  m[mn::kPpoKl] = weight_sum > 0 ? ppo_kl_sum / weight_sum : 0;
+  const at::Tensor lengths = r.response_mask.sum(1).to(torch::kCPU).to(torch::kDouble);
+  const at::Tensor seq_scores = torch::tensor(all_scores).to(torch::kDouble);
+  const at::Tensor adv_valid = r.advantages.masked_select(r.response_mask > 0).to(torch::kCPU).to(torch::kDouble);
+  const bool has_adv = adv_valid.numel() > 0;
+  auto count_of = [](const std::vector<bool>& flags) {
+    return static_cast<double>(std::count(flags.begin(), flags.end(), true));
+  };
+  const std::vector<double> sum = pg->all_reduce(
+      {static_cast<double>(seq_scores.numel()), seq_scores.sum().item<double>(), token_rewards.sum().item<double>(),
+       static_cast<double>(B), adv_valid.sum().item<double>(), static_cast<double>(adv_valid.numel()),
+       count_of(all_correct), count_of(all_format), lengths.sum().item<double>(), count_of(r.truncated),
+       r.attention_mask.narrow(1, 0, r.prompt_len).sum().item<double>(), pg_loss_sum, kl_sum, ent_sum, clip_sum,
+       clip_lower_sum, ppo_kl_sum, weight_sum, r.attention_mask.sum().item<double>()},
+      ReduceOp::kSum);
+  const std::vector<double> max = pg->all_reduce(
+      {seq_scores.max().item<double>(), has_adv ? adv_valid.max().item<double>() : -INFINITY, lengths.max().item<double>()},
+      ReduceOp::kMax);
+  const std::vector<double> min = pg->all_reduce(
+      {seq_scores.min().item<double>(), has_adv ? adv_valid.min().item<double>() : INFINITY, lengths.min().item<double>()},
+      ReduceOp::kMin);
+  const double scored = sum[0], rows = sum[3], adv_count = sum[5], weight = sum[17], tokens = sum[18];
+  m[mn::kScoreMean] = sum[1] / scored;
+  m["critic/score/max"] = max[0];
+  m["critic/score/min"] = min[0];
+  m[mn::kRewardsMean] = sum[2] / rows;
+  m[mn::kAdvantagesMean] = adv_count > 0 ? sum[4] / adv_count : 0.0;
+  m["critic/advantages/max"] = adv_count > 0 ? max[1] : 0.0;
+  m["critic/advantages/min"] = adv_count > 0 ? min[1] : 0.0;
+  m[mn::kSuccessRate] = sum[6] / scored;
+  m[mn::kFormatRate] = sum[7] / scored;
+  m[mn::kResponseLengthMean] = sum[8] / rows;
+  m["response_length/max"] = max[2];
+  m["response_length/min"] = min[2];
+  m[mn::kResponseLengthClipRatio] = sum[9] / rows;
+  m["prompt_length/mean"] = sum[10] / rows;
+  m[mn::kPgLoss] = sum[11] / updates;
+  if (kl_loss) m[mn::kKlLoss] = sum[12] / updates;
+  if (c.actor.entropy_coeff > 0) m[mn::kEntropy] = sum[13] / updates;
+  m[mn::kPgClipfrac] = weight > 0 ? sum[14] / weight : 0;
+  m[mn::kPgClipfracLower] = weight > 0 ? sum[15] / weight : 0;
+  m[mn::kPpoKl] = weight > 0 ? sum[16] / weight : 0;
   m[mn::kGradNorm] = optimizer_steps ? grad_norm_sum / static_cast<double>(optimizer_steps) : NAN;
   m[mn::kLr] = lr;
   m["training/nonfinite_skipped"] = static_cast<double>(skipped);
   m["training/epoch"] = static_cast<double>(cursor->epoch());
   const double step_time = seconds_since(t_step);
-  const double tokens = static_cast<double>(r.attention_mask.sum().item<int64_t>());
   m[mn::kTimingStep] = step_time;
   m[mn::kThroughput] = tokens / step_time;
-  m["perf/gen_tokens_per_s"] = lengths.sum().item<double>() / std::max(1e-9, m["timing_s/gen"]);
+  m["perf/gen_tokens_per_s"] = sum[8] / std::max(1e-9, m["timing_s/gen"]);
   m["perf/total_num_tokens"] = tokens;
 
-  if (c.logging.sample_freq > 0 && step % c.logging.sample_freq == 0) {
+  if (c.logging.sample_freq > 0 && step % c.logging.sample_freq == 0 && pg->is_main()) {
     for (int64_t i = 0; i < std::min<int64_t>(c.logging.num_samples, B); ++i)
       spdlog::info("sample (step {}, score {:.2f}): {}{}", step, r.scores[i].item<double>(), r.prompts[i].substr(
                    r.prompts[i].size() > 160 ? r.prompts[i].size() - 160 : 0), r.responses[i]);
@@ -799,7 +894,9 @@ Metrics Trainer::State::sft_step() {
   const TrainConfig& c = config;
   const auto t_step = Clock::now();
   actor->train();
-  std::vector<int64_t> picks = cursor->next(c.data.train_batch_size);
+  const std::vector<int64_t> all_picks = cursor->next(c.data.train_batch_size);
+  const auto [share_begin, share_end] = my_share(c.data.train_batch_size);  // this rank's examples
+  const std::vector<int64_t> picks(all_picks.begin() + share_begin, all_picks.begin() + share_end);
   // Tokenise: prompt tokens then response tokens (+ EOS); loss on response tokens only.
   struct Row {
     std::vector<int64_t> ids;
@@ -822,6 +919,7 @@ Metrics Trainer::State::sft_step() {
   // Token-mean over the whole batch: each micro-batch's sum is divided by the batch's response tokens.
   double total_tokens = 0;
   for (const auto& row : rows) total_tokens += static_cast<double>(row.ids.size()) - static_cast<double>(row.prompt_len);
+  total_tokens = sum_over_ranks(total_tokens);
   optimizer->zero_grad();
   double loss_sum = 0;
   AutocastGuard autocast(device, c.model.autocast_bf16);
@@ -848,7 +946,7 @@ Metrics Trainer::State::sft_step() {
   const double norm = apply_update(*optimizer, c.actor.optim, lr, "actor");
   Metrics m;
   if (!std::isfinite(norm)) m["training/nonfinite_skipped"] = 1;
-  m["sft/loss"] = loss_sum;
+  m["sft/loss"] = sum_over_ranks(loss_sum);
   m[mn::kGradNorm] = norm;
   m[mn::kLr] = lr;
   m["training/epoch"] = static_cast<double>(cursor->epoch());
@@ -864,7 +962,7 @@ Metrics Trainer::train_step() {
   Metrics m = s_->is_sft() ? s_->sft_step() : s_->rl_step();
   ++s_->step;
   m["training/global_step"] = static_cast<double>(s_->step);
-  s_->logger->log(s_->step, m);
+  if (s_->logger) s_->logger->log(s_->step, m);
   return m;
 }
 
@@ -878,10 +976,13 @@ Metrics Trainer::validate() {
   double score_sum = 0;
   int64_t correct = 0, format = 0, count = 0;
   double length_sum = 0;
-  ProgressBar bar("validation", static_cast<int64_t>(s.problems.val.size()), c.logging.progress);
-  for (size_t start = 0; start < s.problems.val.size(); start += static_cast<size_t>(batch)) {
+  // Each rank validates its contiguous share of the held-out set; the sums are added over ranks.
+  const auto [share_begin, share_end] = s.my_share(static_cast<int64_t>(s.problems.val.size()));
+  ProgressBar bar("validation", share_end - share_begin, c.logging.progress && s.pg->is_main());
+  for (size_t start = static_cast<size_t>(share_begin); start < static_cast<size_t>(share_end);
+       start += static_cast<size_t>(batch)) {
     std::vector<Problem> chunk(s.problems.val.begin() + start,
-                               s.problems.val.begin() + std::min(s.problems.val.size(), start + static_cast<size_t>(batch)));
+                               s.problems.val.begin() + std::min(static_cast<size_t>(share_end), start + static_cast<size_t>(batch)));
     const bool greedy = c.rollout.val_temperature == 0;
     auto parts = s.generate_rollouts(chunk, 1, greedy, c.rollout.val_temperature,
                                      derive_seed(c.trainer.seed, 0x7a1, static_cast<uint64_t>(s.step), start), &bar);
@@ -891,34 +992,47 @@ Metrics Trainer::validate() {
       for (int64_t i = 0; i < r.rows(); ++i) correct += r.correct[i], format += r.format_ok[i], ++count;
     }
   }
+  const std::vector<double> sum = s.pg->all_reduce(
+      {score_sum, static_cast<double>(correct), static_cast<double>(format), length_sum, static_cast<double>(count)},
+      ReduceOp::kSum);
   const std::string task = s.task->name();
-  m[std::string(mn::kValTestScorePrefix) + task] = score_sum / static_cast<double>(count);
-  m[std::string(mn::kValSuccessRatePrefix) + task] = static_cast<double>(correct) / static_cast<double>(count);
-  m[std::string(mn::kValFormatRatePrefix) + task] = static_cast<double>(format) / static_cast<double>(count);
-  m["val/response_length/mean"] = length_sum / static_cast<double>(count);
+  m[std::string(mn::kValTestScorePrefix) + task] = sum[0] / sum[4];
+  m[std::string(mn::kValSuccessRatePrefix) + task] = sum[1] / sum[4];
+  m[std::string(mn::kValFormatRatePrefix) + task] = sum[2] / sum[4];
+  m["val/response_length/mean"] = sum[3] / sum[4];
   m["timing_s/validate"] = seconds_since(t0);
   s.last_validated = s.step;
-  s.logger->log(s.step, m);
+  if (s.logger) s.logger->log(s.step, m);
   return m;
 }
 
 std::string Trainer::save_checkpoint() {
   State& s = *s_;
   const TrainConfig& c = s.config;
+  // Every rank: check that the copies are identical, and gather sharded optimizer state to rank 0.
+  const uint64_t hash = s.optimizer->check_in_sync("actor");
+  if (s.critic) s.critic_optimizer->check_in_sync("critic");
+  if (s.world() > 1)
+    spdlog::info("step {}: actor parameters identical on all {} ranks (hash {:016x})", s.step, s.world(), hash);
+  std::vector<std::pair<std::string, at::Tensor>> actor_state = s.optimizer->gather_state(), critic_state;
+  if (s.critic) critic_state = s.critic_optimizer->gather_state();
   fs::path root = fs::path(c.trainer.run_dir) / "checkpoints";
-  fs::create_directories(root);
   const fs::path final_dir = root / checkpoint_name(s.step);
+  if (!s.pg->is_main()) {  // rank 0 writes; the others wait until the checkpoint is complete
+    s.pg->barrier();
+    s.last_saved = s.step;
+    return final_dir.string();
+  }
+  fs::create_directories(root);
   const fs::path staging = root / ("." + checkpoint_name(s.step) + ".staging");
   fs::remove_all(staging);
   // The actor as a Hugging Face directory (loads in transformers as is), then the trainer state;
   // trainer_state.json is written last and marks the checkpoint complete.
   save_causal_lm(*s.actor, staging.string(), s.dtype, s.tokenizer_dir);
-  save_safetensors((staging / "optimizer.safetensors").string(), s.optimizer->state_tensors(),
-                   {{"format", "tinyzero-adamw"}});
+  save_safetensors((staging / "optimizer.safetensors").string(), actor_state, {{"format", "tinyzero-adamw"}});
   if (s.critic) {  // PPO: the critic as its own HF directory (Qwen2ForTokenClassification) and its AdamW
     s.critic->save((staging / "critic").string(), s.dtype);
-    save_safetensors((staging / "critic_optimizer.safetensors").string(), s.critic_optimizer->state_tensors(),
-                     {{"format", "tinyzero-adamw"}});
+    save_safetensors((staging / "critic_optimizer.safetensors").string(), critic_state, {{"format", "tinyzero-adamw"}});
   }
   nlohmann::json state = {{"step", s.step},
                           {"optimizer_steps", s.optimizer->steps_taken()},
@@ -940,6 +1054,7 @@ std::string Trainer::save_checkpoint() {
     for (size_t i = static_cast<size_t>(c.trainer.keep_last); i < all.size(); ++i) fs::remove_all(all[i].second);
   }
   spdlog::info("checkpoint {}", final_dir.string());
+  s.pg->barrier();
   return final_dir.string();
 }
 
@@ -955,16 +1070,13 @@ void Trainer::State::load_checkpoint(const std::string& dir) {
                       ", this run uses " + config.algorithm.name + "; use a new trainer.run_dir");
   HfWeights weights = HfWeights::open(dir);
   load_weights(*actor, weights);
-  auto load_optimizer = [&](AdamW& opt, const std::string& file, int64_t steps) {
-    SafetensorsFile f = SafetensorsFile::open(dir + "/" + file);
-    std::map<std::string, at::Tensor> tensors;
-    for (const auto& e : f.entries()) tensors[e.name] = f.tensor(e.name).to(device);
-    opt.load_state(tensors, steps);
-  };
-  load_optimizer(*optimizer, "optimizer.safetensors", state.at("optimizer_steps").get<int64_t>());
+  // Each rank reads the state of the parameters it updates (all of them unless ZeRO-1 shards them), so a
+  // checkpoint resumes at any world size.
+  optimizer->load_state(dir + "/optimizer.safetensors", state.at("optimizer_steps").get<int64_t>(), device);
   if (critic) {
     critic->load(dir + "/critic");
-    load_optimizer(*critic_optimizer, "critic_optimizer.safetensors", state.at("critic_optimizer_steps").get<int64_t>());
+    critic_optimizer->load_state(dir + "/critic_optimizer.safetensors",
+                                 state.at("critic_optimizer_steps").get<int64_t>(), device);
   }
   cursor->seek(state.at("data_epoch").get<int64_t>(), state.at("data_position").get<int64_t>());
   kl_ctrl->set_value(state.at("kl_coef").get<double>());
