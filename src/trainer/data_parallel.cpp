@@ -32,14 +32,7 @@ int64_t DataParallelOptimizer::owned_parameters() const {
   return n;
 }
 
-void DataParallelOptimizer::zero_grad() {
-  for (auto& [name, p] : params_) {
-    if (p.grad().defined()) {
-      p.mutable_grad().detach_();
-      p.mutable_grad().zero_();
-    }
-  }
-}
+void DataParallelOptimizer::zero_grad() { zero_grads(params_); }
 
 void DataParallelOptimizer::broadcast_parameters(int root) {
   if (pg_.world_size() == 1) return;

@@ -22,14 +22,17 @@ AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> params, const Optim
   }
 }
 
-void AdamW::zero_grad() {
-  for (auto& [name, p] : params_) {
+void zero_grads(const std::vector<std::pair<std::string, at::Tensor>>& params) {
+  for (const auto& [name, param] : params) {
+    at::Tensor p = param;  // a handle to the same parameter
     if (p.grad().defined()) {
       p.mutable_grad().detach_();
       p.mutable_grad().zero_();
     }
   }
 }
+
+void AdamW::zero_grad() { zero_grads(params_); }
 
 void AdamW::step(double lr) {
   torch::NoGradGuard no_grad;

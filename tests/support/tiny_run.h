@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -14,6 +15,14 @@
 #include "tinyzero/core/files.h"
 
 namespace tinyzero::testing {
+
+// A new empty directory temp/<name>_<pid> (removed first if it exists).
+inline std::string fresh_temp_dir(const std::string& name) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
 
 // Builds the tiny model into out_dir/model (tokenizer in out_dir/tokenizer). Returns "" on success,
 // else the script's log.

@@ -48,6 +48,9 @@ class AdamW {
 // warmup_steps, then constant, or cosine from lr down to lr * min_lr_ratio at total_steps.
 double learning_rate_at(const OptimConfig& config, int64_t step, int64_t total_steps);
 
+// Zeroes the gradients of `params` (detached from any graph); parameters without one are left alone.
+void zero_grads(const std::vector<std::pair<std::string, at::Tensor>>& params);
+
 // Global L2 norm of the gradients of `params` (fp32 accumulation); a 0-dim tensor (may be inf/NaN).
 at::Tensor global_grad_norm(const std::vector<std::pair<std::string, at::Tensor>>& params);
 // Scales gradients so their global norm is at most max_norm (no-op when max_norm <= 0 or norm is

@@ -2,6 +2,7 @@
 //  - 2 ranks, 3 GRPO steps: both ranks hold bitwise-identical parameters (the trainer compares hashes of
 //    every parameter's bytes across ranks at each checkpoint and logs them), and they match a 1-rank run
 //    of the same global batch within 1e-5.
+//  - The same for PPO, critic included.
 //  - ZeRO-1 (optimizer state sharded over 2 ranks) gives the parameters and optimizer state of plain
 //    data parallel within 1e-6, and its checkpoint resumes on 1 rank.
 //  - A rank killed mid-step makes the other exit non-zero with a clear message within the timeout.
@@ -59,9 +60,7 @@ double max_abs_diff(const std::string& a_path, const std::string& b_path) {
 class TrainDist : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = (fs::temp_directory_path() / ("tz_train_dist_" + std::to_string(::getpid()))).string();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = tinyzero::testing::fresh_temp_dir("tz_train_dist");
     ASSERT_EQ(tinyzero::testing::make_tiny_model(dir_ + "/tiny"), "");
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
@@ -108,6 +107,19 @@ TEST_F(TrainDist, TwoRanksStayIdenticalAndMatchOneRank) {
   EXPECT_EQ(hashes.size(), 1u) << two.output;
   EXPECT_THAT(two.output, HasSubstr("[rank 1]"));
   EXPECT_LT(max_abs_diff(ckpt("one", "model.safetensors"), ckpt("two", "model.safetensors")), 1e-5);
+}
+
+TEST_F(TrainDist, PpoTwoRanksMatchOneRankCriticIncluded) {
+  // GAE advantages are whitened over both ranks' tokens, and the critic's gradients are summed too.
+  const std::string ppo = "algorithm.name=ppo rollout.n=1 algorithm.use_kl_in_reward=true actor.use_kl_loss=false "
+                          "rollout.micro_batch_size=4 critic.ppo_micro_batch_size=4";
+  auto one = ranks(1, "ppo_one", ppo);
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  auto two = ranks(2, "ppo_two", ppo);
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  EXPECT_LT(max_abs_diff(ckpt("ppo_one", "model.safetensors"), ckpt("ppo_two", "model.safetensors")), 1e-5);
+  EXPECT_LT(max_abs_diff(ckpt("ppo_one", "critic/model.safetensors"), ckpt("ppo_two", "critic/model.safetensors")),
+            1e-5);
 }
 
 TEST_F(TrainDist, ZeroStageOneMatchesPlainDataParallelAndResumesOnOneRank) {

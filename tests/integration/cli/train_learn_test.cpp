@@ -54,11 +54,8 @@ logging:
 class TrainLearn : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = (fs::temp_directory_path() / ("tz_train_learn_" + std::to_string(::getpid()))).string();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    const std::string error = tinyzero::testing::make_tiny_model(dir_ + "/tiny");
-    ASSERT_EQ(error, "");
+    dir_ = tinyzero::testing::fresh_temp_dir("tz_train_learn");
+    ASSERT_EQ(tinyzero::testing::make_tiny_model(dir_ + "/tiny"), "");
     std::ofstream(dir_ + "/toy.yaml") << kToyConfig;
     // The warm-up corpus: random equations over the given numbers; a quarter end in an answer.
     std::mt19937 rng(5);

@@ -25,11 +25,8 @@ const std::string kSource = TZ_SOURCE_DIR;
 class TrainRun : public ::testing::Test {
  public:
   static void SetUpTestSuite() {
-    dir_ = (fs::temp_directory_path() / ("tz_train_run_" + std::to_string(::getpid()))).string();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    const std::string error = tinyzero::testing::make_tiny_model(dir_ + "/tiny");
-    ASSERT_EQ(error, "");
+    dir_ = tinyzero::testing::fresh_temp_dir("tz_train_run");
+    ASSERT_EQ(tinyzero::testing::make_tiny_model(dir_ + "/tiny"), "");
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
   static const std::string& dir() { return dir_; }
