@@ -1,0 +1,169 @@
+// End-to-end test of `tinyzero-train bench` on a very small random model: every phase runs, the JSON
+// holds every figure, the FLOPs behind each MFU match the formula computed here by hand, the RL step
+// is split by phase, and bad arguments exit with code 2.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "tinyzero/core/files.h"
+
+namespace tinyzero {
+namespace {
+
+using json = nlohmann::json;
+
+struct CliResult {
+  int code;
+  std::string out;  // stdout + stderr
+};
+
+CliResult run(const std::string& args) {
+  std::string cmd = std::string(TZ_CLI_PATH) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+// vocab 320 (room for a byte-level BPE), hidden 64, 2 layers, 4 heads of 16, 2 KV heads, MLP 96.
+const json kConfig = {{"architectures", {"Qwen2ForCausalLM"}},
+                      {"model_type", "qwen2"},
+                      {"vocab_size", 320},
+                      {"hidden_size", 64},
+                      {"intermediate_size", 96},
+                      {"num_hidden_layers", 2},
+                      {"num_attention_heads", 4},
+                      {"num_key_value_heads", 2},
+                      {"max_position_embeddings", 256},
+                      {"rope_theta", 10000.0},
+                      {"rms_norm_eps", 1e-6},
+                      {"tie_word_embeddings", true},
+                      {"eos_token_id", 2}};
+
+// Matmul FLOPs of n tokens at positions start.. (each attending to itself and all before it), by hand
+// for kConfig: per token and layer q/k/v/o 64*64 + 2*64*32 + 64*64 and MLP 3*64*96 multiply-adds,
+// per (query, key) pair and layer 2 * 64 for q.k and p.v, the head 64*320 per scored token.
+double flops(double start, double n, double head_tokens) {
+  const double linear = 2.0 * 2 * (64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * 64 * 96);
+  const double per_key = 2.0 * 2 * 2 * 64;
+  return n * linear + per_key * (n * start + n * (n + 1) / 2) + head_tokens * 2.0 * 64 * 320;
+}
+
+class BenchCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) / ("tz_bench_cli_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    write_file_atomic(path("config.json"), kConfig.dump());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::filesystem::path dir_;
+};
+
+TEST_F(BenchCli, EveryPhaseWithMfuAndRlSplit) {
+  CliResult r = run("bench --model-config " + path("config.json") +
+                    " --threads 1 --matmul-sizes 256 --precision fp32,bf16 --batch 2,3 --prompt-len 8 "
+                    "--new-tokens 6 --train-batch 2 --seq-len 12"
+                    " --train-reps 1 --rl-prompts 2 --rl-n 2 --rl-response 6 --rl-steps 1 --json " +
+                    path("bench.json"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("matmul peak: fp32"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("timing_s/update_actor"), std::string::npos) << r.out;
+  json j = json::parse(read_file(path("bench.json")));
+  const double f32 = j["matmul_gflops_fp32"].get<double>(), bf16 = j["matmul_gflops_bf16"].get<double>();
+  EXPECT_GT(f32, 0);
+  EXPECT_GT(bf16, 0);
+  // Embedding; per layer q/k/v/o, their biases (qwen2), MLP, 2 norms; final norm.
+  EXPECT_EQ(j["parameters"].get<int64_t>(),
+            320 * 64 + 2 * (2 * 64 * 64 + 2 * 64 * 32 + 128 + 3 * 64 * 96 + 2 * 64) + 64);
+  std::map<std::string, int> count;
+  for (const auto& x : j["results"]) {
+    const std::string phase = x["phase"], precision = x["precision"];
+    ++count[phase];
+    const double s = x["seconds"].get<double>(), gflops = x["gflops"].get<double>();
+    ASSERT_GT(s, 0) << x;
+    EXPECT_GT(x["tokens_per_s"].get<double>(), 0) << x;
+    const double peak = precision == "fp32" ? f32 : bf16;
+    EXPECT_DOUBLE_EQ(x["peak_gflops"].get<double>(), peak) << x;
+    EXPECT_NEAR(x["fraction_of_matmul_peak"].get<double>(), gflops / peak, 1e-9) << x;
+    double want = 0;  // FLOPs of the phase by hand
+    if (phase == "decode") {
+      const double B = x["batch"].get<double>();
+      want = B * (flops(0, 8, 1) + flops(8, 5, 5));  // prefill (logits of the last token) + 5 decode steps
+      EXPECT_NEAR(x["tokens_per_s"].get<double>(), B * 6 / s, 1e-6 * B * 6 / s);
+    } else if (phase == "logprob") {
+      want = 2 * flops(0, 12, 11);
+    } else if (phase == "train") {
+      want = 3 * 2 * flops(0, 12, 11);
+    }
+    EXPECT_NEAR(gflops * s * 1e9, want, 1e-6 * want) << x;
+  }
+  EXPECT_EQ(count["decode"], 4);  // 2 batch sizes x fp32, bf16
+  EXPECT_EQ(count["logprob"], 2);
+  EXPECT_EQ(count["train"], 2);
+  const json& steps = j["rl_step"]["steps"];
+  ASSERT_EQ(steps.size(), 1u) << j["rl_step"];
+  const json& t = steps[0];
+  for (const char* k : {"timing_s/gen", "timing_s/update_actor", "timing_s/step"})
+    EXPECT_GT(t.value(k, 0.0), 0) << k;
+  double parts = 0;
+  for (const char* k :
+       {"timing_s/gen", "timing_s/old_log_prob", "timing_s/ref", "timing_s/adv", "timing_s/update_actor"})
+    parts += t.value(k, 0.0);
+  EXPECT_LE(parts, t["timing_s/step"].get<double>() * 1.0001);
+  EXPECT_GT(t.value("timing_s/ref", 0.0), 0);           // use_kl_loss: a reference pass
+  EXPECT_GT(t.value("timing_s/old_log_prob", 0.0), 0);  // two mini-batches: off-policy
+  EXPECT_GT(j["load_average"].size(), 1u);
+}
+
+TEST_F(BenchCli, PhaseSelectionDefaultsMatmulAloneAndSkippedRl) {
+  CliResult r = run("bench decode train --model-config " + path("config.json") +
+                    " --threads 1 --matmul-sizes 256 --batch 2 --prompt-len 4 --new-tokens 4 --train-batch 2"
+                    " --seq-len 4 --train-reps 1 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  json j = json::parse(r.out);         // --json without a file: JSON on stdout
+  ASSERT_EQ(j["results"].size(), 3u);  // default precisions: decode fp32; train fp32 and bf16 autocast
+  EXPECT_EQ(j["results"][0]["phase"], "decode");
+  EXPECT_EQ(j["results"][0]["precision"], "fp32");
+  EXPECT_EQ(j["results"][2]["phase"], "train");
+  EXPECT_EQ(j["results"][2]["precision"], "bf16-autocast");
+  EXPECT_FALSE(j.contains("rl_step"));
+
+  r = run("bench matmul --threads 1 --matmul-sizes 128,256 --json");  // no model needed
+  ASSERT_EQ(r.code, 0) << r.out;
+  j = json::parse(r.out);
+  EXPECT_GT(j["matmul_gflops_bf16"].get<double>(), 0);
+  EXPECT_TRUE(j["results"].empty());
+
+  // A model directory without a tokenizer: the RL step is skipped with a note, not an error.
+  r = run("bench rl --model " + std::string(TZ_TEST_DATA_DIR) +
+          "/qwen2-tiny/tied-f32 --threads 1 --matmul-sizes 256");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("RL step: skipped"), std::string::npos) << r.out;
+}
+
+TEST_F(BenchCli, BadArgumentsExitWithUsageErrors) {
+  const std::string cfg = " --model-config " + path("config.json");
+  EXPECT_EQ(run("bench decode" + cfg + " --batch 4,a").code, 2);
+  EXPECT_EQ(run("bench decode").code, 2);  // no model
+  EXPECT_EQ(run("bench decode" + cfg + " --model x").code, 2);
+  EXPECT_EQ(run("bench train" + cfg + " --precision fp16").code, 2);
+  EXPECT_EQ(run("bench warp" + cfg).code, 2);
+  EXPECT_EQ(run("bench decode" + cfg + " --prompt-len 200 --new-tokens 100 --matmul-sizes 64").code, 2);
+  EXPECT_EQ(run("bench matmul --matmul-sizes 0").code, 2);
+  CliResult r = run("bench rl" + cfg + " --matmul-sizes 64 --rl-set actor.optim.lr=-1");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("actor.optim.lr"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace tinyzero
