@@ -354,6 +354,22 @@ class BucketLauncher {
   int last_root_ = -2;
 };
 
+// Checks the group and the tensors, then launches `op` on every bucket of `tensors` (roots[i] < 0:
+// all-reduce, else broadcast from roots[i]).
+std::unique_ptr<PendingCollective::State> launch_buckets(const std::shared_ptr<ProcessGroup::Impl>& impl,
+                                                         const std::string& op, const std::vector<at::Tensor>& tensors,
+                                                         const std::vector<int>& roots, int64_t bucket_bytes) {
+  impl->check_usable(op);
+  for (size_t i = 0; i < tensors.size(); ++i) impl->check_tensor(op, tensors[i], i);
+  auto state = std::make_unique<PendingCollective::State>();
+  state->impl = impl;
+  state->op = op;
+  BucketLauncher launcher(*impl, *state, bucket_bytes);
+  for (size_t i = 0; i < tensors.size(); ++i) launcher.add(tensors[i], roots[i]);
+  launcher.finish();
+  return state;
+}
+
 }  // namespace
 
 ProcessGroup::ProcessGroup(std::shared_ptr<Impl> impl, int rank, int world_size, std::string backend,
@@ -385,16 +401,8 @@ void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>& tensors, int64_t buck
 
 PendingCollective ProcessGroup::all_reduce_sum_start(std::vector<at::Tensor> tensors, int64_t bucket_bytes) {
   if (!impl_) return PendingCollective(nullptr);
-  const std::string op = "all_reduce_sum";
-  impl_->check_usable(op);
-  for (size_t i = 0; i < tensors.size(); ++i) impl_->check_tensor(op, tensors[i], i);
-  auto state = std::make_unique<PendingCollective::State>();
-  state->impl = impl_;
-  state->op = op;
-  BucketLauncher launcher(*impl_, *state, bucket_bytes);
-  for (auto& t : tensors) launcher.add(t, -1);
-  launcher.finish();
-  return PendingCollective(std::move(state));
+  return PendingCollective(
+      launch_buckets(impl_, "all_reduce_sum", tensors, std::vector<int>(tensors.size(), -1), bucket_bytes));
 }
 
 void ProcessGroup::broadcast(std::vector<at::Tensor>& tensors, int root, int64_t bucket_bytes) {
@@ -415,16 +423,7 @@ void ProcessGroup::broadcast_from_owners(std::vector<at::Tensor>& tensors, const
       throw Error("broadcast_from_owners: owner " + std::to_string(owners[i]) + " of tensor " +
                   std::to_string(i) + " is outside 0.." + std::to_string(world_size_ - 1));
   if (!impl_) return;
-  const std::string op = "broadcast";
-  impl_->check_usable(op);
-  for (size_t i = 0; i < tensors.size(); ++i) impl_->check_tensor(op, tensors[i], i);
-  auto state = std::make_unique<PendingCollective::State>();
-  state->impl = impl_;
-  state->op = op;
-  BucketLauncher launcher(*impl_, *state, bucket_bytes);
-  for (size_t i = 0; i < tensors.size(); ++i) launcher.add(tensors[i], owners[i]);
-  launcher.finish();
-  PendingCollective(std::move(state)).wait();
+  PendingCollective(launch_buckets(impl_, "broadcast", tensors, owners, bucket_bytes)).wait();
 }
 
 namespace {
