@@ -80,6 +80,16 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   }
 };
 
+// The weight a fused inference matmul uses: under CPU/CUDA autocast a bf16 copy kept next to the fp32
+// one (autocast would otherwise convert the non-parameter copy again at every call).
+const at::Tensor& fused_weight(const at::Tensor& w, at::Tensor& w16, const at::Tensor& x) {
+  if (w.scalar_type() == at::kFloat && autocast_enabled(x.device())) {
+    if (!w16.defined()) w16 = w.to(at::kBFloat16);
+    return w16;
+  }
+  return w;
+}
+
 void init_linear(torch::nn::Linear& l, double std) {
   torch::NoGradGuard no_grad;
   l->weight.normal_(0.0, std);
@@ -122,9 +132,12 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const ForwardTables& tabl
   int64_t B = x.size(0), T = x.size(1);
   at::Tensor q, k, v;
   if (fused_w_.defined() && !at::GradMode::is_enabled()) {
+    const at::Tensor& w = fused_weight(fused_w_, fused_w16_, x);
     at::Tensor qkv =
-        at::linear(x, fused_w_.to(x.scalar_type()),
-                   fused_b_.defined() ? fused_b_.to(x.scalar_type()) : fused_b_);  // (B, T, (H+2KV) D)
+        autocast_enabled(x.device())
+            ? at::linear(x, w, fused_b_)  // autocast picks the dtypes
+            : at::linear(x, w.to(x.scalar_type()),
+                         fused_b_.defined() ? fused_b_.to(x.scalar_type()) : fused_b_);  // (B, T, (H+2KV) D)
     int64_t nq = heads_ * head_dim_, nkv = kv_heads_ * head_dim_;
     q = qkv.narrow(-1, 0, nq).view({B, T, heads_, head_dim_});
     k = qkv.narrow(-1, nq, nkv).view({B, T, kv_heads_, head_dim_});
@@ -180,6 +193,7 @@ MlpImpl::MlpImpl(const TransformerConfig& c) {
 void AttentionImpl::set_fused(bool on) {
   torch::NoGradGuard no_grad;
   fused_w_ = on ? at::cat({q_proj->weight, k_proj->weight, v_proj->weight}, 0) : at::Tensor();
+  fused_w16_ = at::Tensor();
   fused_b_ =
       on && q_proj->bias.defined() ? at::cat({q_proj->bias, k_proj->bias, v_proj->bias}, 0) : at::Tensor();
 }
@@ -187,8 +201,12 @@ void AttentionImpl::set_fused(bool on) {
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
   if (fused_w_.defined() && !at::GradMode::is_enabled()) {
     int64_t I = fused_w_.size(0) / 2;
-    at::Tensor gu = at::linear(x, fused_w_.to(x.scalar_type()),
-                               fused_b_.defined() ? fused_b_.to(x.scalar_type()) : fused_b_);  // (B, T, 2I)
+    const at::Tensor& w = fused_weight(fused_w_, fused_w16_, x);
+    at::Tensor gu =
+        autocast_enabled(x.device())
+            ? at::linear(x, w, fused_b_)
+            : at::linear(x, w.to(x.scalar_type()),
+                         fused_b_.defined() ? fused_b_.to(x.scalar_type()) : fused_b_);  // (B, T, 2I)
     return down_proj(at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I));
   }
   return down_proj(at::silu(gate_proj(x)) * up_proj(x));
@@ -197,6 +215,7 @@ at::Tensor MlpImpl::forward(const at::Tensor& x) {
 void MlpImpl::set_fused(bool on) {
   torch::NoGradGuard no_grad;
   fused_w_ = on ? at::cat({gate_proj->weight, up_proj->weight}, 0) : at::Tensor();
+  fused_w16_ = at::Tensor();
   fused_b_ = on && gate_proj->bias.defined() ? at::cat({gate_proj->bias, up_proj->bias}, 0) : at::Tensor();
 }
 

@@ -56,6 +56,7 @@ class AttentionImpl : public torch::nn::Module {
  private:
   int64_t heads_, kv_heads_, head_dim_;
   at::Tensor fused_w_, fused_b_;  // ((H + 2 KV) D, hidden), ((H + 2 KV) D)
+  at::Tensor fused_w16_;          // bf16 copy of fused_w_ for autocast (made on first use)
 };
 TORCH_MODULE(Attention);
 
@@ -68,6 +69,7 @@ class MlpImpl : public torch::nn::Module {
 
  private:
   at::Tensor fused_w_, fused_b_;  // (2 I, hidden), (2 I)
+  at::Tensor fused_w16_;          // bf16 copy of fused_w_ for autocast (made on first use)
 };
 TORCH_MODULE(Mlp);
 
