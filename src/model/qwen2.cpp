@@ -8,7 +8,6 @@
 
 #include <cmath>
 
-#include "model/cpu_kernels.h"
 #include "tinyzero/core/errors.h"
 #include "tinyzero/model/kv_cache.h"
 
@@ -163,16 +162,6 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const ForwardTables& tabl
     values = v.transpose(1, 2);
   }
   at::Tensor out;  // (B, T, H*D)
-  if (cache != nullptr && T == 1 && !at::GradMode::is_enabled() &&
-      kernels::decode_attention_supported(q, cache->k[layer], cache->v[layer])) {
-    // One-token decode on the CPU: a fused kernel over the cache (no per-row GEMM calls).
-    int64_t S = offset + 1;
-    out = kernels::decode_attention(q.reshape({B, heads_, head_dim_}), cache->k[layer], cache->v[layer], S,
-                                    tables.attn_bias.view({B, S}),
-                                    1.0 / std::sqrt(static_cast<double>(head_dim_)))
-              .view({B, 1, heads_ * head_dim_});
-    return o_proj(out);
-  }
 #if TORCH_VERSION_MAJOR >= 2
   out = sdpa_attention(q, keys, values, tables.attn_bias, kv_heads_);
 #else
