@@ -10,10 +10,40 @@
 
 namespace tinyzero {
 
+struct DataParallelOptimizer::Bucket {
+  std::vector<size_t> params;  // indices into params_
+  size_t ready = 0;            // how many of them have their gradient for the armed pass
+  std::unique_ptr<PendingCollective> pending;
+};
+
 DataParallelOptimizer::DataParallelOptimizer(std::vector<std::pair<std::string, at::Tensor>> params,
                                              const OptimConfig& config, ProcessGroup& pg, int64_t zero_stage,
-                                             int64_t bucket_bytes)
+                                             int64_t bucket_bytes, bool overlap)
     : params_(std::move(params)), pg_(pg), bucket_bytes_(bucket_bytes) {
+  if (overlap && pg.world_size() > 1) {
+    // Buckets of about bucket_bytes over the parameters in reverse order, one dtype per bucket.
+    bucket_of_.resize(params_.size());
+    int64_t bytes = 0;
+    for (size_t k = params_.size(); k-- > 0;) {
+      const at::Tensor& p = params_[k].second;
+      const int64_t size = p.numel() * static_cast<int64_t>(p.element_size());
+      if (buckets_.empty() || bytes + size > bucket_bytes_ ||
+          params_[buckets_.back().params.front()].second.scalar_type() != p.scalar_type()) {
+        buckets_.emplace_back();
+        bytes = 0;
+      }
+      buckets_.back().params.push_back(k);
+      bucket_of_[k] = buckets_.size() - 1;
+      bytes += size;
+    }
+    full_grads_.resize(params_.size());
+    for (size_t k = 0; k < params_.size(); ++k)
+      hooks_.push_back(params_[k].second.register_hook([this, k](const at::Tensor& grad) -> at::Tensor {
+        if (!armed_) return grad;
+        on_gradient(k, grad);
+        return at::zeros_like(grad);  // the sum is in full_grads_[k]; .grad gets it after the reduction
+      }));
+  }
   std::vector<std::pair<std::string, at::Tensor>> mine = params_;
   if (zero_stage >= 1 && pg.world_size() > 1) {
     std::vector<int64_t> numels;
@@ -24,6 +54,62 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<std::pair<std::string, 
       if (owners_[i] == pg.rank()) mine.push_back(params_[i]);
   }
   adam_ = std::make_unique<AdamW>(std::move(mine), config);
+}
+
+DataParallelOptimizer::~DataParallelOptimizer() {
+  for (size_t k = 0; k < hooks_.size(); ++k) params_[k].second.remove_hook(hooks_[k]);
+}
+
+void DataParallelOptimizer::arm_overlap() {
+  if (buckets_.empty()) return;
+  armed_ = used_ = true;
+}
+
+void DataParallelOptimizer::on_gradient(size_t k, const at::Tensor& grad) {
+  at::NoGradGuard no_grad;
+  const at::Tensor& p = params_[k].second;
+  // What .grad would hold after this pass: earlier micro-batches' sum plus this one.
+  full_grads_[k] = p.grad().defined() ? p.grad() + grad : grad.clone();
+  ++buckets_[bucket_of_[k]].ready;
+  launch_ready_buckets();
+}
+
+// Starts complete buckets in bucket order only, so every rank launches the same collectives in the same
+// order whatever order its gradients arrive in.
+void DataParallelOptimizer::launch_ready_buckets() {
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready == buckets_[next_launch_].params.size()) {
+    Bucket& b = buckets_[next_launch_++];
+    std::vector<at::Tensor> grads;
+    for (size_t k : b.params) grads.push_back(full_grads_[k]);
+    b.pending = std::make_unique<PendingCollective>(pg_.all_reduce_sum_start(grads, INT64_MAX));
+    overlapped_buckets_ += armed_ ? 1 : 0;
+    ++reduced_buckets_;
+  }
+}
+
+void DataParallelOptimizer::finish_overlap() {
+  armed_ = false;  // buckets launched from here on started after backward
+  // Parameters the pass gave no gradient: their accumulated .grad (or zeros) joins the reduction.
+  for (auto& b : buckets_)
+    for (size_t k : b.params)
+      if (!full_grads_[k].defined()) {
+        const at::Tensor& p = params_[k].second;
+        full_grads_[k] = p.grad().defined() ? p.grad().clone() : torch::zeros_like(p);
+        ++b.ready;
+      }
+  launch_ready_buckets();
+  for (auto& b : buckets_) {
+    b.pending->wait();
+    b.pending.reset();
+    b.ready = 0;
+  }
+  for (size_t k = 0; k < params_.size(); ++k) {
+    at::Tensor p = params_[k].second;
+    p.mutable_grad() = full_grads_[k];
+    full_grads_[k] = at::Tensor();
+  }
+  next_launch_ = 0;
+  used_ = false;
 }
 
 int64_t DataParallelOptimizer::owned_parameters() const {
@@ -42,7 +128,9 @@ void DataParallelOptimizer::broadcast_parameters(int root) {
 }
 
 double DataParallelOptimizer::reduce_and_clip(double max_norm) {
-  if (pg_.world_size() > 1) {
+  if (used_) {
+    finish_overlap();
+  } else if (pg_.world_size() > 1) {
     std::vector<at::Tensor> grads;
     for (auto& [name, p] : params_) {
       if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // every rank sends the same set

@@ -7,6 +7,12 @@
 // the same update. ZeRO stage 1: each rank keeps and updates the state of a contiguous slice of the
 // parameters (partition_by_size), then every parameter is broadcast from its owner. World 1: no
 // collectives at all.
+//
+// Overlap: arm_overlap() before the last backward pass of an optimizer step registers that pass's
+// gradients, through parameter hooks, as they are produced; each bucket (parameters in reverse model
+// order, the order backward produces them) starts its all-reduce as soon as it is complete and every
+// bucket before it has started (the same order on every rank), while backward goes on with the layers
+// below. reduce_and_clip() then waits for them.
 #pragma once
 
 #include <torch/torch.h>
@@ -26,7 +32,18 @@ namespace tinyzero {
 class DataParallelOptimizer {
  public:
   DataParallelOptimizer(std::vector<std::pair<std::string, at::Tensor>> params, const OptimConfig& config,
-                        ProcessGroup& pg, int64_t zero_stage, int64_t bucket_bytes);
+                        ProcessGroup& pg, int64_t zero_stage, int64_t bucket_bytes, bool overlap = true);
+  ~DataParallelOptimizer();
+  DataParallelOptimizer(const DataParallelOptimizer&) = delete;
+  DataParallelOptimizer& operator=(const DataParallelOptimizer&) = delete;
+
+  // The next backward pass is the last before reduce_and_clip(): reduce its gradients while it runs.
+  // A no-op for a single process or with overlap off.
+  void arm_overlap();
+  // Of the gradient buckets reduced so far, the share started while backward was still running.
+  double overlapped_share() const {
+    return reduced_buckets_ ? static_cast<double>(overlapped_buckets_) / static_cast<double>(reduced_buckets_) : 0.0;
+  }
 
   void zero_grad();
   // Copies rank `root`'s parameters to every rank (an identical start).
@@ -55,11 +72,25 @@ class DataParallelOptimizer {
   int64_t owned_parameters() const;
 
  private:
+  struct Bucket;
+  void on_gradient(size_t index, const at::Tensor& grad);
+  void launch_ready_buckets();
+  void finish_overlap();
+
   std::vector<std::pair<std::string, at::Tensor>> params_;
   std::vector<int> owners_;  // owner rank of each parameter (ZeRO-1), empty otherwise
   std::unique_ptr<AdamW> adam_;
   ProcessGroup& pg_;
   int64_t bucket_bytes_;
+  // Overlap state: buckets in launch order, each parameter's bucket, the accumulated gradients of the
+  // armed pass, the hooks' handles.
+  std::vector<Bucket> buckets_;
+  std::vector<size_t> bucket_of_;
+  std::vector<at::Tensor> full_grads_;
+  std::vector<unsigned> hooks_;
+  size_t next_launch_ = 0;
+  bool armed_ = false, used_ = false;
+  int64_t overlapped_buckets_ = 0, reduced_buckets_ = 0;
 };
 
 }  // namespace tinyzero

@@ -154,7 +154,7 @@ std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string&
 // step each) and those into micro-batches of `micro_rows` (gradient accumulation). Row lists are sorted.
 void for_each_update(int64_t B, int64_t mini_rows, int64_t micro_rows, int64_t epochs, uint64_t seed, int64_t step,
                      const std::function<void(const std::vector<int64_t>& mini)>& begin_mini,
-                     const std::function<void(const std::vector<int64_t>& rows)>& micro,
+                     const std::function<void(const std::vector<int64_t>& rows, bool last)>& micro,
                      const std::function<void()>& end_mini) {
   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
     std::vector<int64_t> order = permutation(B, derive_seed(seed, static_cast<uint64_t>(step), static_cast<uint64_t>(epoch)));
@@ -163,7 +163,8 @@ void for_each_update(int64_t B, int64_t mini_rows, int64_t micro_rows, int64_t e
       std::sort(mini.begin(), mini.end());
       begin_mini(mini);
       for (size_t start = 0; start < mini.size(); start += static_cast<size_t>(micro_rows))
-        micro(std::vector<int64_t>(mini.begin() + start, mini.begin() + std::min(mini.size(), start + micro_rows)));
+        micro(std::vector<int64_t>(mini.begin() + start, mini.begin() + std::min(mini.size(), start + micro_rows)),
+              start + static_cast<size_t>(micro_rows) >= mini.size());
       end_mini();
     }
   }
@@ -326,12 +327,13 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
   for (auto& item : s.actor->named_parameters()) params.emplace_back(item.key(), item.value());
   const int64_t bucket_bytes = c.distributed.bucket_mb << 20;
   s.optimizer = std::make_unique<DataParallelOptimizer>(params, c.actor.optim, *s.pg, c.distributed.zero_stage,
-                                                        bucket_bytes);
+                                                        bucket_bytes, c.distributed.overlap_grad_reduce);
   if (c.needs_critic()) {
     s.critic = std::make_unique<Critic>(c.model.path, s.dtype, s.device, derive_seed(c.trainer.seed, 0xc417));
     s.critic->set_activation_checkpointing(c.model.activation_checkpointing);
-    s.critic_optimizer = std::make_unique<DataParallelOptimizer>(s.critic->named_parameters(), c.critic.optim, *s.pg,
-                                                                 c.distributed.zero_stage, bucket_bytes);
+    s.critic_optimizer =
+        std::make_unique<DataParallelOptimizer>(s.critic->named_parameters(), c.critic.optim, *s.pg,
+                                                c.distributed.zero_stage, bucket_bytes, c.distributed.overlap_grad_reduce);
   }
   s.kl_ctrl = make_kl_controller(c.algorithm.kl_ctrl);
 
@@ -592,7 +594,7 @@ void Trainer::State::update_critic(const Rollout& r, Metrics& m) {
         critic_optimizer->zero_grad();
         ++minis;
       },
-      [&](const std::vector<int64_t>& rows) {
+      [&](const std::vector<int64_t>& rows, bool last) {
         at::Tensor idx = row_index(rows, device);
         at::Tensor rmask = r.response_mask.index_select(0, idx);
         AutocastGuard autocast(device, c.model.autocast_bf16);
@@ -600,6 +602,7 @@ void Trainer::State::update_critic(const Rollout& r, Metrics& m) {
                                 .narrow(1, P - 1, R);  // (rows, R)
         ValueLossResult vl = compute_value_loss(vpreds, r.returns.index_select(0, idx), r.values.index_select(0, idx),
                                                 rmask, c.critic.cliprange_value, agg);
+        if (last) critic_optimizer->arm_overlap();
         vl.vf_loss.backward();
         const double w = rmask.sum().item<double>();
         loss_sum += vl.vf_loss.item<double>();
@@ -788,7 +791,7 @@ Metrics Trainer::State::rl_step() {
             agg_loss_local_denominator(r.response_mask.index_select(0, row_index(mini, device)), pl.agg.mode));
         optimizer->zero_grad();
       },
-      [&](const std::vector<int64_t>& rows) {
+      [&](const std::vector<int64_t>& rows, bool last) {
         at::Tensor idx = row_index(rows, device);
         at::Tensor entropy;
         at::Tensor log_prob = response_log_probs(*actor, r, rows, true, c.actor.entropy_coeff > 0 ? &entropy : nullptr);
@@ -806,6 +809,7 @@ Metrics Trainer::State::rl_step() {
           loss = loss + c.actor.kl_loss_coef * kl;
           kl_sum += kl.item<double>();
         }
+        if (last) optimizer->arm_overlap();
         loss.backward();
         const double w = rmask.sum().item<double>();
         pg_loss_sum += res.pg_loss.item<double>();
@@ -873,6 +877,7 @@ Metrics Trainer::State::rl_step() {
   m[mn::kLr] = lr;
   m["training/nonfinite_skipped"] = static_cast<double>(skipped);
   m["training/epoch"] = static_cast<double>(cursor->epoch());
+  if (world() > 1) m["perf/grad_buckets_overlapped"] = optimizer->overlapped_share();
   const double step_time = seconds_since(t_step);
   m[mn::kTimingStep] = step_time;
   m[mn::kThroughput] = tokens / step_time;
@@ -940,6 +945,7 @@ Metrics Trainer::State::sft_step() {
     }
     TokenLogProbs lp = token_logprobs(*actor, ids.to(device), mask.to(device), LogProbOptions{});
     at::Tensor loss = -(lp.logprobs * target_mask.to(device)).sum() / total_tokens;
+    if (end == rows.size()) optimizer->arm_overlap();
     loss.backward();
     loss_sum += loss.item<double>();
   }
