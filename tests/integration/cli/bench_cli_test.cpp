@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "support/cli.h"
 #include "tinyzero/core/files.h"
 
 namespace tinyzero {
@@ -16,21 +17,7 @@ namespace {
 
 using json = nlohmann::json;
 
-struct CliResult {
-  int code;
-  std::string out;  // stdout + stderr
-};
-
-CliResult run(const std::string& args) {
-  std::string cmd = std::string(TZ_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
+using testing::run_cli;
 
 // vocab 320 (room for a byte-level BPE), hidden 64, 2 layers, 4 heads of 16, 2 KV heads, MLP 96.
 const json kConfig = {{"architectures", {"Qwen2ForCausalLM"}},
@@ -70,14 +57,14 @@ class BenchCli : public ::testing::Test {
 };
 
 TEST_F(BenchCli, EveryPhaseWithMfuAndRlSplit) {
-  CliResult r = run("bench --model-config " + path("config.json") +
+  testing::CliResult r = run_cli("bench --model-config " + path("config.json") +
                     " --threads 1 --matmul-sizes 256 --precision fp32,bf16 --batch 2,3 --prompt-len 8 "
                     "--new-tokens 6 --train-batch 2 --seq-len 12"
                     " --train-reps 1 --rl-prompts 2 --rl-n 2 --rl-response 6 --rl-steps 1 --json " +
                     path("bench.json"));
-  ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("matmul peak: fp32"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("timing_s/update_actor"), std::string::npos) << r.out;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("matmul peak: fp32"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("timing_s/update_actor"), std::string::npos) << r.output;
   json j = json::parse(read_file(path("bench.json")));
   const double f32 = j["matmul_gflops_fp32"].get<double>(), bf16 = j["matmul_gflops_bf16"].get<double>();
   EXPECT_GT(f32, 0);
@@ -126,11 +113,11 @@ TEST_F(BenchCli, EveryPhaseWithMfuAndRlSplit) {
 }
 
 TEST_F(BenchCli, PhaseSelectionDefaultsMatmulAloneAndSkippedRl) {
-  CliResult r = run("bench decode train --model-config " + path("config.json") +
+  testing::CliResult r = run_cli("bench decode train --model-config " + path("config.json") +
                     " --threads 1 --matmul-sizes 256 --batch 2 --prompt-len 4 --new-tokens 4 --train-batch 2"
                     " --seq-len 4 --train-reps 1 --json");
-  ASSERT_EQ(r.code, 0) << r.out;
-  json j = json::parse(r.out);         // --json without a file: JSON on stdout
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json j = json::parse(r.output);         // --json without a file: JSON on stdout
   ASSERT_EQ(j["results"].size(), 3u);  // default precisions: decode fp32; train fp32 and bf16 autocast
   EXPECT_EQ(j["results"][0]["phase"], "decode");
   EXPECT_EQ(j["results"][0]["precision"], "fp32");
@@ -138,31 +125,31 @@ TEST_F(BenchCli, PhaseSelectionDefaultsMatmulAloneAndSkippedRl) {
   EXPECT_EQ(j["results"][2]["precision"], "bf16-autocast");
   EXPECT_FALSE(j.contains("rl_step"));
 
-  r = run("bench matmul --threads 1 --matmul-sizes 128,256 --json");  // no model needed
-  ASSERT_EQ(r.code, 0) << r.out;
-  j = json::parse(r.out);
+  r = run_cli("bench matmul --threads 1 --matmul-sizes 128,256 --json");  // no model needed
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  j = json::parse(r.output);
   EXPECT_GT(j["matmul_gflops_bf16"].get<double>(), 0);
   EXPECT_TRUE(j["results"].empty());
 
   // A model directory without a tokenizer: the RL step is skipped with a note, not an error.
-  r = run("bench rl --model " + std::string(TZ_TEST_DATA_DIR) +
+  r = run_cli("bench rl --model " + std::string(TZ_TEST_DATA_DIR) +
           "/qwen2-tiny/tied-f32 --threads 1 --matmul-sizes 256");
-  ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("RL step: skipped"), std::string::npos) << r.out;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("RL step: skipped"), std::string::npos) << r.output;
 }
 
 TEST_F(BenchCli, BadArgumentsExitWithUsageErrors) {
   const std::string cfg = " --model-config " + path("config.json");
-  EXPECT_EQ(run("bench decode" + cfg + " --batch 4,a").code, 2);
-  EXPECT_EQ(run("bench decode").code, 2);  // no model
-  EXPECT_EQ(run("bench decode" + cfg + " --model x").code, 2);
-  EXPECT_EQ(run("bench train" + cfg + " --precision fp16").code, 2);
-  EXPECT_EQ(run("bench warp" + cfg).code, 2);
-  EXPECT_EQ(run("bench decode" + cfg + " --prompt-len 200 --new-tokens 100 --matmul-sizes 64").code, 2);
-  EXPECT_EQ(run("bench matmul --matmul-sizes 0").code, 2);
-  CliResult r = run("bench rl" + cfg + " --matmul-sizes 64 --rl-set actor.optim.lr=-1");
-  EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_NE(r.out.find("actor.optim.lr"), std::string::npos) << r.out;
+  EXPECT_EQ(run_cli("bench decode" + cfg + " --batch 4,a").exit_code, 2);
+  EXPECT_EQ(run_cli("bench decode").exit_code, 2);  // no model
+  EXPECT_EQ(run_cli("bench decode" + cfg + " --model x").exit_code, 2);
+  EXPECT_EQ(run_cli("bench train" + cfg + " --precision fp16").exit_code, 2);
+  EXPECT_EQ(run_cli("bench warp" + cfg).exit_code, 2);
+  EXPECT_EQ(run_cli("bench decode" + cfg + " --prompt-len 200 --new-tokens 100 --matmul-sizes 64").exit_code, 2);
+  EXPECT_EQ(run_cli("bench matmul --matmul-sizes 0").exit_code, 2);
+  testing::CliResult r = run_cli("bench rl" + cfg + " --matmul-sizes 64 --rl-set actor.optim.lr=-1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("actor.optim.lr"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "support/cli.h"
 #include "tinyzero/core/files.h"
 #include "tinyzero/io/safetensors.h"
 
@@ -17,21 +18,7 @@ namespace {
 
 using json = nlohmann::json;
 
-struct CliResult {
-  int code;
-  std::string out;  // stdout + stderr
-};
-
-CliResult run(const std::string& args) {
-  std::string cmd = std::string(TZ_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
+using testing::run_cli;
 
 std::string fixture(const std::string& v) { return std::string(TZ_TEST_DATA_DIR) + "/qwen2-tiny/" + v; }
 
@@ -52,9 +39,9 @@ TEST_F(ModelCli, LogitsMatchHuggingFace) {
     json ref = json::parse(read_file(fixture(v) + "/reference.json"));
     json in = {{"input_ids", ref["input_ids"]}, {"attention_mask", ref["attention_mask"]}};
     write_file_atomic(path("in.json"), in.dump());
-    CliResult r = run("logits --model " + fixture(v) + " --input " + path("in.json") + " --output " +
+    testing::CliResult r = run_cli("logits --model " + fixture(v) + " --input " + path("in.json") + " --output " +
                       path("logits.safetensors"));
-    ASSERT_EQ(r.code, 0) << r.out;
+    ASSERT_EQ(r.exit_code, 0) << r.output;
     at::Tensor logits = SafetensorsFile::open(path("logits.safetensors")).tensor("logits");
     ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, 12, 700}));
     double worst = 0;
@@ -75,9 +62,9 @@ TEST_F(ModelCli, GreedyGenerateMatchesHuggingFaceWithEos) {
   const json& c = ref["generation"]["batch_left_padded_with_eos"];
   write_file_atomic(path("in.json"),
                     json({{"input_ids", c["input_ids"]}, {"attention_mask", c["attention_mask"]}}).dump());
-  CliResult r = run("generate --model " + fixture("tied-f32") + " --input " + path("in.json") +
+  testing::CliResult r = run_cli("generate --model " + fixture("tied-f32") + " --input " + path("in.json") +
                     " --greedy --max-new-tokens 20 --eos-id 356 --pad-id 699 --output " + path("out.json"));
-  ASSERT_EQ(r.code, 0) << r.out;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   json out = json::parse(read_file(path("out.json")));
   EXPECT_EQ(out["new_ids"], c["new_ids"]);
   EXPECT_EQ(out["lengths"], json({3, 20}));
@@ -86,9 +73,9 @@ TEST_F(ModelCli, GreedyGenerateMatchesHuggingFaceWithEos) {
 }
 
 TEST_F(ModelCli, InitWritesALoadableModelAndSamplingIsSeeded) {
-  CliResult r =
-      run("init --model-config " + fixture("untied-bf16") + "/config.json --out " + path("m") + " --seed 7");
-  ASSERT_EQ(r.code, 0) << r.out;
+  testing::CliResult r =
+      run_cli("init --model-config " + fixture("untied-bf16") + "/config.json --out " + path("m") + " --seed 7");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(std::filesystem::exists(path("m/config.json")));
   EXPECT_TRUE(std::filesystem::exists(path("m/generation_config.json")));
   auto st = SafetensorsFile::open(path("m/model.safetensors"));
@@ -96,8 +83,8 @@ TEST_F(ModelCli, InitWritesALoadableModelAndSamplingIsSeeded) {
   EXPECT_EQ(st.find("lm_head.weight")->dtype, "F32");
   // Same seed, same weights.
   ASSERT_EQ(
-      run("init --model-config " + fixture("untied-bf16") + "/config.json --out " + path("m2") + " --seed 7")
-          .code,
+      run_cli("init --model-config " + fixture("untied-bf16") + "/config.json --out " + path("m2") + " --seed 7")
+          .exit_code,
       0);
   EXPECT_TRUE(st.tensor("model.layers.0.mlp.up_proj.weight")
                   .equal(SafetensorsFile::open(path("m2/model.safetensors"))
@@ -107,48 +94,48 @@ TEST_F(ModelCli, InitWritesALoadableModelAndSamplingIsSeeded) {
   std::string gen =
       "generate --model " + path("m") + " --input " + path("in.json") +
       " --temperature 1.0 --top-k 50 --top-p 0.9 --max-new-tokens 6 --num-samples 3 --no-eos --seed ";
-  CliResult a = run(gen + "3"), b = run(gen + "3"), d = run(gen + "4");
-  ASSERT_EQ(a.code, 0) << a.out;
-  EXPECT_EQ(a.out, b.out);
-  EXPECT_NE(a.out, d.out);
-  json ja = json::parse(a.out);
+  testing::CliResult a = run_cli(gen + "3"), b = run_cli(gen + "3"), d = run_cli(gen + "4");
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  EXPECT_EQ(a.output, b.output);
+  EXPECT_NE(a.output, d.output);
+  json ja = json::parse(a.output);
   EXPECT_EQ(ja["new_ids"].size(), 6u);
   EXPECT_EQ(ja["new_ids"][0].size(), 6u);
 }
 
 TEST_F(ModelCli, ErrorsAreOneLineWithExitCodes) {
-  CliResult r = run("logits --model " + path("nope") + " --input x.json --output y.safetensors");
-  EXPECT_EQ(r.code, 1) << r.out;  // the input file is missing
+  testing::CliResult r = run_cli("logits --model " + path("nope") + " --input x.json --output y.safetensors");
+  EXPECT_EQ(r.exit_code, 1) << r.output;  // the input file is missing
   write_file_atomic(path("bad.json"), R"({"input_ids": [[1, 2], [3]]})");
-  r = run("logits --model " + fixture("tied-f32") + " --input " + path("bad.json") + " --output " +
+  r = run_cli("logits --model " + fixture("tied-f32") + " --input " + path("bad.json") + " --output " +
           path("o.st"));
-  EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_NE(r.out.find("input_ids"), std::string::npos) << r.out;
-  r = run("generate --model " + fixture("tied-f32") + " --prompt hello --max-new-tokens 3");
-  EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_NE(r.out.find("tokenizer"), std::string::npos) << r.out;
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("input_ids"), std::string::npos) << r.output;
+  r = run_cli("generate --model " + fixture("tied-f32") + " --prompt hello --max-new-tokens 3");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("tokenizer"), std::string::npos) << r.output;
   write_file_atomic(path("cfg.json"), R"({"architectures": ["GPT2LMHeadModel"], "vocab_size": 10})");
-  r = run("init --model-config " + path("cfg.json") + " --out " + path("m"));
-  EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_NE(r.out.find("GPT2LMHeadModel"), std::string::npos) << r.out;
+  r = run_cli("init --model-config " + path("cfg.json") + " --out " + path("m"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("GPT2LMHeadModel"), std::string::npos) << r.output;
   EXPECT_FALSE(std::filesystem::exists(path("m")));
-  r = run("generate --model " + fixture("tied-f32") + " --input " + path("bad.json") +
+  r = run_cli("generate --model " + fixture("tied-f32") + " --input " + path("bad.json") +
           " --max-new-tokens 3 --greedy --temperature 0.5");
-  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_EQ(r.exit_code, 2) << r.output;
 }
 
 TEST_F(ModelCli, BenchDecodeReportsThroughputAndPeakFraction) {
-  CliResult r = run("bench decode --model-config " + fixture("tied-f32") +
+  testing::CliResult r = run_cli("bench decode --model-config " + fixture("tied-f32") +
                     "/config.json --batch 2,4 --prompt-len 8 --new-tokens 8 --threads 1 --json");
-  ASSERT_EQ(r.code, 0) << r.out;
-  json j = json::parse(r.out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json j = json::parse(r.output);
   EXPECT_GT(j["matmul_gflops_fp32"].get<double>(), 0);
   ASSERT_EQ(j["results"].size(), 2u);
   for (const auto& x : j["results"]) {
     EXPECT_GT(x["tokens_per_s"].get<double>(), 0);
     EXPECT_GT(x["fraction_of_matmul_peak"].get<double>(), 0);
   }
-  EXPECT_EQ(run("bench decode --model-config x --batch 4,a").code, 2);
+  EXPECT_EQ(run_cli("bench decode --model-config x --batch 4,a").exit_code, 2);
 }
 
 }  // namespace
