@@ -63,7 +63,7 @@ class DataParallelOptimizer {
   void load_state(const std::string& file, int64_t steps_taken, const at::Device& device);
 
   // A 64-bit hash of every parameter's bytes, compared across ranks: throws Error when the ranks' copies
-  // differ (they must be bitwise identical). Returns the hash.
+  // differ (they must be bitwise identical). Returns the hash (0 for a single process, which skips it).
   uint64_t check_in_sync(const std::string& what);
 
   const std::vector<std::pair<std::string, at::Tensor>>& params() const { return params_; }
