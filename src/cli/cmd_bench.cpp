@@ -178,6 +178,13 @@ struct Bench {
     return torch::randint(0, config.vocab_size, {B, T}, torch::kLong).to(device);
   }
   void add(json record) { out["results"].push_back(std::move(record)); }
+  // Adds `record` with its achieved GFLOP/s, the peak of its precision and their ratio (MFU).
+  void add(json record, double gflops, const Precision& p) {
+    record["gflops"] = gflops;
+    record["peak_gflops"] = peak(p);
+    record["fraction_of_matmul_peak"] = gflops / peak(p);
+    add(std::move(record));
+  }
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -230,10 +237,8 @@ void bench_decode(Bench& b) {
            {"tokens_per_s", B * N / best},
            {"ms_per_step", decode_s > 0 ? decode_s * 1e3 / (N - 1) : 0.0},
            {"decode_tokens_per_s", decode_s > 0 ? B * (N - 1) / decode_s : 0.0},
-           {"decode_fraction_of_matmul_peak", decode_s > 0 ? decode_flops / decode_s / 1e9 / b.peak(p) : 0.0},
-           {"gflops", gflops},
-           {"peak_gflops", b.peak(p)},
-           {"fraction_of_matmul_peak", gflops / b.peak(p)}});
+           {"decode_fraction_of_matmul_peak", decode_s > 0 ? decode_flops / decode_s / 1e9 / b.peak(p) : 0.0}},
+          gflops, p);
     }
   }
 }
@@ -253,10 +258,8 @@ void bench_logprob(Bench& b) {
            {"batch", B},
            {"seq_len", T},
            {"seconds", s},
-           {"tokens_per_s", B * T / s},
-           {"gflops", gflops},
-           {"peak_gflops", b.peak(p)},
-           {"fraction_of_matmul_peak", gflops / b.peak(p)}});
+           {"tokens_per_s", B * T / s}},
+          gflops, p);
   }
 }
 
@@ -293,10 +296,8 @@ void bench_train(Bench& b) {
            {"batch", B},
            {"seq_len", T},
            {"seconds", s},
-           {"tokens_per_s", B * T / s},
-           {"gflops", gflops},
-           {"peak_gflops", b.peak(p)},
-           {"fraction_of_matmul_peak", gflops / b.peak(p)}});
+           {"tokens_per_s", B * T / s}},
+          gflops, p);
   }
   optimizer.zero_grad();
   b.model->eval();

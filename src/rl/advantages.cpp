@@ -130,17 +130,22 @@ std::vector<int64_t> contiguous_group_index(int64_t batch_size, int64_t group_si
   return index;
 }
 
+// The outcome estimators' common start: checks, per-sequence scores (the sum of the token rewards) and
+// their group statistics.
+GroupStats outcome_group_stats(const at::Tensor& token_level_rewards, const at::Tensor& response_mask,
+                               const std::vector<int64_t>& index, const char* caller) {
+  check_same_shape(token_level_rewards, "token_level_rewards", response_mask, "response_mask", caller);
+  const at::Tensor scores = token_level_rewards.to(stats_dtype(token_level_rewards)).sum(-1);  // (B,)
+  return group_stats(scores, dense_groups(index, scores.size(0), scores.device(), caller));
+}
+
 AdvantageResult compute_grpo_outcome_advantage(const at::Tensor& token_level_rewards,
                                                const at::Tensor& response_mask,
                                                const std::vector<int64_t>& index, double epsilon,
                                                bool norm_adv_by_std) {
   at::NoGradGuard no_grad;
-  check_same_shape(token_level_rewards, "token_level_rewards", response_mask, "response_mask",
-                   "compute_grpo_outcome_advantage");
-  const at::Tensor scores = token_level_rewards.to(stats_dtype(token_level_rewards)).sum(-1);  // (B,)
-  const DenseGroups groups =
-      dense_groups(index, scores.size(0), scores.device(), "compute_grpo_outcome_advantage");
-  const GroupStats s = group_stats(scores, groups);
+  const GroupStats s =
+      outcome_group_stats(token_level_rewards, response_mask, index, "compute_grpo_outcome_advantage");
   at::Tensor adv = norm_adv_by_std ? s.centered / (s.var.sqrt() + epsilon) : s.centered;  // (B,)
   adv = at::where(s.count > 1, adv, at::zeros_like(adv));
   return broadcast_outcome(adv, response_mask, token_level_rewards);
@@ -150,12 +155,8 @@ AdvantageResult compute_rloo_outcome_advantage(const at::Tensor& token_level_rew
                                                const at::Tensor& response_mask,
                                                const std::vector<int64_t>& index) {
   at::NoGradGuard no_grad;
-  check_same_shape(token_level_rewards, "token_level_rewards", response_mask, "response_mask",
-                   "compute_rloo_outcome_advantage");
-  const at::Tensor scores = token_level_rewards.to(stats_dtype(token_level_rewards)).sum(-1);  // (B,)
-  const DenseGroups groups =
-      dense_groups(index, scores.size(0), scores.device(), "compute_rloo_outcome_advantage");
-  const GroupStats s = group_stats(scores, groups);
+  const GroupStats s =
+      outcome_group_stats(token_level_rewards, response_mask, index, "compute_rloo_outcome_advantage");
   at::Tensor adv = s.centered * s.count / (s.count - 1).clamp_min(1);  // (B,)
   adv = at::where(s.count > 1, adv, at::zeros_like(adv));
   return broadcast_outcome(adv, response_mask, token_level_rewards);

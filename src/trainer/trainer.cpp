@@ -252,6 +252,9 @@ struct Trainer::State {
   // and too many in a row throw). Returns the norm, or NaN for a skipped step.
   double apply_update(DataParallelOptimizer& opt, const OptimConfig& optim, double lr, const char* what);
   void update_critic(const Rollout& r, Metrics& m);
+  // Rows per mini-batch (this rank's share of actor.ppo_mini_batch_size * n) and per micro-batch (by
+  // token count with use_dynamic_bsz, else `micro_batch_size`), shared by the actor and the critic.
+  std::pair<int64_t, int64_t> update_batch_rows(const Rollout& r, int64_t micro_batch_size) const;
   // masked_whiten over the masked values of every rank (unbiased variance, as masked_whiten).
   at::Tensor whiten_over_ranks(const at::Tensor& values, const at::Tensor& mask);
   // Moves the reference / critic to the training device or back to the CPU when they are offloaded.
@@ -536,6 +539,15 @@ at::Tensor Trainer::State::batched_values(const Rollout& r) {
   return torch::cat(parts, 0);
 }
 
+std::pair<int64_t, int64_t> Trainer::State::update_batch_rows(const Rollout& r, int64_t micro_batch_size) const {
+  const TrainConfig& c = config;
+  const int64_t mini_rows = std::min<int64_t>(r.rows(), c.actor.ppo_mini_batch_size * c.rollout.n / world());
+  const int64_t micro_rows =
+      c.actor.use_dynamic_bsz ? std::max<int64_t>(1, c.actor.ppo_max_token_len / (r.prompt_len + r.response_len()))
+                              : micro_batch_size;
+  return {mini_rows, micro_rows};
+}
+
 void Trainer::State::place_reference(bool in_use) {
   if (reference && config.reference.offload && device.is_cuda()) reference->to(in_use ? device : at::Device(at::kCPU));
 }
@@ -578,9 +590,7 @@ void Trainer::State::update_critic(const Rollout& r, Metrics& m) {
   place_critic(true);
   critic->train(true);
   const int64_t B = r.rows(), P = r.prompt_len, R = r.response_len();
-  const int64_t mini_rows = std::min<int64_t>(B, c.actor.ppo_mini_batch_size * c.rollout.n / world());
-  const int64_t micro_rows =
-      c.actor.use_dynamic_bsz ? std::max<int64_t>(1, c.actor.ppo_max_token_len / (P + R)) : c.critic.ppo_micro_batch_size;
+  const auto [mini_rows, micro_rows] = update_batch_rows(r, c.critic.ppo_micro_batch_size);
   LossAggregation agg;
   agg.mode = LossAggMode::kTokenMean;
   const double lr = learning_rate_at(c.critic.optim, step, c.trainer.total_steps);
@@ -684,7 +694,7 @@ Metrics Trainer::State::rl_step() {
     return m;
   }
   Rollout r = concat_rollouts(kept, pad_id);
-  const int64_t B = r.rows(), R = r.response_len();
+  const int64_t B = r.rows();
 
   // 2. Rewards: score on the last response token, optional overlong penalty.
   at::Tensor scores = r.scores.to(device);
@@ -774,10 +784,7 @@ Metrics Trainer::State::rl_step() {
   PolicyLossOptions pl = policy_loss_options(c.actor);
   const KlEstimator kl_type = parse_kl_estimator(c.actor.kl_loss_type);
   const bool kl_loss = c.actor.use_kl_loss && reference;
-  const int64_t mini_rows = std::min<int64_t>(B, c.actor.ppo_mini_batch_size * n / world());
-  const int64_t micro_rows =
-      c.actor.use_dynamic_bsz ? std::max<int64_t>(1, c.actor.ppo_max_token_len / (r.prompt_len + R))
-                              : c.actor.ppo_micro_batch_size;
+  const auto [mini_rows, micro_rows] = update_batch_rows(r, c.actor.ppo_micro_batch_size);
   double pg_loss_sum = 0, kl_sum = 0, ent_sum = 0, clip_sum = 0, clip_lower_sum = 0, ppo_kl_sum = 0, weight_sum = 0;
   double grad_norm_sum = 0;
   int64_t optimizer_steps = 0, skipped = 0;

@@ -14,10 +14,10 @@ struct CliResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs `TZ_CLI_PATH args` through the shell (args are shell words; quote them yourself).
-inline CliResult run_cli(const std::string& args) {
+// Runs a shell command line, capturing stdout and stderr together.
+inline CliResult run_shell(const std::string& command_line) {
   CliResult result;
-  std::string command = std::string(TZ_CLI_PATH) + " " + args + " 2>&1";
+  const std::string command = "(" + command_line + ") 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");
   if (!pipe) return result;
   std::array<char, 4096> buf;
@@ -27,6 +27,9 @@ inline CliResult run_cli(const std::string& args) {
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
 }
+
+// Runs `TZ_CLI_PATH args` through the shell (args are shell words; quote them yourself).
+inline CliResult run_cli(const std::string& args) { return run_shell(std::string(TZ_CLI_PATH) + " " + args); }
 
 // Wraps `text` in single quotes for the shell.
 inline std::string shell_quote(const std::string& text) {

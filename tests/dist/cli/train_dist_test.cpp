@@ -33,19 +33,6 @@ namespace {
 
 const std::string kSource = TZ_SOURCE_DIR;
 
-// Runs a shell command, returning its exit code and output.
-tinyzero::testing::CliResult shell(const std::string& command) {
-  tinyzero::testing::CliResult result;
-  FILE* pipe = ::popen(("(" + command + ") 2>&1").c_str(), "r");
-  if (!pipe) return result;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) result.output.append(buf, n);
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return result;
-}
-
 // Largest absolute difference between same-named tensors of two safetensors files (all must match).
 double max_abs_diff(const std::string& a_path, const std::string& b_path) {
   auto a = tinyzero::SafetensorsFile::open(a_path), b = tinyzero::SafetensorsFile::open(b_path);
@@ -78,7 +65,7 @@ class TrainDist : public ::testing::Test {
            overrides;
   }
   static tinyzero::testing::CliResult ranks(int n, const std::string& run, const std::string& overrides = "") {
-    return shell("cd " + shell_quote(kSource) + " && TINYZERO_BIN=" + shell_quote(TZ_CLI_PATH) +
+    return tinyzero::testing::run_shell("cd " + shell_quote(kSource) + " && TINYZERO_BIN=" + shell_quote(TZ_CLI_PATH) +
                  " bash scripts/launch-local.sh " + std::to_string(n) + " -- " + args(run, overrides));
   }
   static std::string ckpt(const std::string& run, const std::string& file) {
@@ -177,7 +164,7 @@ TEST_F(TrainDist, AKilledRankMakesTheOtherFailWithinTheTimeout) {
       "for i in $(seq 600); do grep -q '] step 2 ' " + shell_quote(log0) + " && break; sleep 0.1; done; " +
       "kill -9 $r1; start=$(date +%s%N); wait $r0; code=$?; end=$(date +%s%N); " +
       "echo \"exit=$code elapsed_ms=$(( (end - start) / 1000000 ))\"";
-  auto r = shell(script);
+  auto r = tinyzero::testing::run_shell(script);
   const std::string rank0 = tinyzero::read_file(log0);
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.output, m, std::regex("exit=(\\d+) elapsed_ms=(\\d+)"))) << r.output << rank0;
