@@ -135,7 +135,10 @@ std::vector<int64_t> contiguous_group_index(int64_t batch_size, int64_t group_si
 GroupStats outcome_group_stats(const at::Tensor& token_level_rewards, const at::Tensor& response_mask,
                                const std::vector<int64_t>& index, const char* caller) {
   check_same_shape(token_level_rewards, "token_level_rewards", response_mask, "response_mask", caller);
-  const at::Tensor scores = token_level_rewards.to(stats_dtype(token_level_rewards)).sum(-1);  // (B,)
+  // In float64: a group's mean of equal float32 scores is then exact, so their advantages are exactly 0.
+  // Summed in float32 the mean of eight 0.1s is one ulp off, and dividing that by a std of the same size
+  // plus epsilon gave every sequence of an all-equal group an advantage of -0.007 instead of 0.
+  const at::Tensor scores = token_level_rewards.to(at::kDouble).sum(-1);  // (B,)
   return group_stats(scores, dense_groups(index, scores.size(0), scores.device(), caller));
 }
 

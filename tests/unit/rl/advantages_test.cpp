@@ -73,6 +73,21 @@ TEST(Grpo, GroupNormalisedWithUnbiasedStd) {
   expect_tensor_near(dr.advantages, torch::tensor(want_dr, torch::kFloat).unsqueeze(1) * b.mask);
 }
 
+TEST(Grpo, AllEqualGroupsGetExactlyZeroAdvantage) {
+  // Eight responses that all earned TinyZero's format score 0.1 (float32), and eight that earned 0.1
+  // but one 1.0. Summed in float32 the first group's mean is one ulp off, and dividing that by a std of
+  // the same size + epsilon once gave each of its responses an advantage of -0.007: a push on every
+  // all-failed group's tokens in the same direction.
+  std::vector<double> scores(16, 0.1f);
+  scores[12] = 1.0;
+  auto b = outcome_batch(scores);
+  auto res = compute_grpo_outcome_advantage(b.rewards, b.mask, contiguous_group_index(16, 8));
+  for (int64_t i = 0; i < 8; ++i) EXPECT_EQ(res.advantages[i].sum().item<float>(), 0.0f) << i;
+  EXPECT_GT(res.advantages[12].sum().item<float>(), 2.0f);
+  auto rloo = compute_rloo_outcome_advantage(b.rewards, b.mask, contiguous_group_index(16, 8));
+  for (int64_t i = 0; i < 8; ++i) EXPECT_EQ(rloo.advantages[i].sum().item<float>(), 0.0f) << i;
+}
+
 TEST(Grpo, InterleavedGroupsAndWrongIndexLength) {
   auto b = outcome_batch({1, 3, 0, 5});
   auto res = compute_grpo_outcome_advantage(b.rewards, b.mask, {7, 3, 7, 3}, 1e-6, false);
