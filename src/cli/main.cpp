@@ -19,6 +19,7 @@ std::vector<CommandSetup>& command_setups() {
 }  // namespace tinyzero::cli
 
 int main(int argc, char** argv) {
+  tinyzero::keep_freed_memory();
   CLI::App app{
       "tinyzero-train: reinforcement learning (GRPO, PPO) of small language models on Countdown and "
       "multiplication.\n\n"

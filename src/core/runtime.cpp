@@ -6,9 +6,14 @@
 #include <torch/version.h>
 
 #include <chrono>
-#include <fstream>
+#include <climits>
 #include <cstdlib>
+#include <fstream>
 #include <thread>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "tinyzero/build_info.h"
 #include "tinyzero/core/errors.h"
@@ -32,6 +37,14 @@ int configure_threads(int requested) {
   }
   torch::set_num_threads(threads);
   return torch::get_num_threads();
+}
+
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TRIM_THRESHOLD_")) return;
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);  // allocations up to 1 GiB come from the heap
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);  // and the heap's top is not trimmed after each free
+#endif
 }
 
 std::string resolve_device(const std::string& requested) {

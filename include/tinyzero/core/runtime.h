@@ -12,6 +12,12 @@ void set_log_level(const std::string& level);
 // alone would use 1 on these machines). Returns the count in effect.
 int configure_threads(int requested);
 
+// Keeps freed memory in the process's heap instead of handing it back to the kernel (glibc only; a
+// no-op elsewhere, or when MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ are set). CPU training
+// frees and re-makes tensors of tens of MB every step; by default each went back to the kernel and
+// was faulted in again, zero-filled, which took a third of a tiny SFT step's wall time.
+void keep_freed_memory();
+
 // "cpu" or "cuda" for a config value of auto | cpu | cuda. Throws Error when cuda is asked for and
 // this LibTorch build or machine has none.
 std::string resolve_device(const std::string& requested);
