@@ -54,7 +54,9 @@ void run_data(TaskKind kind, const DataArgs& args) {
 struct SftArgs {
   std::string config, out, text;
   std::vector<std::string> overrides;
-  int64_t problems = 4000, examples = 0, attempts = 8, seed = 0;
+  int64_t problems = 4000, examples = 0, attempts = 8, min_attempts = 0, seed = 0;
+  std::string answer = "random";
+  bool compare = false;
 };
 
 // Problems from their own stream of --seed (3: neither validation's 1 nor training's 2), none of them
@@ -67,6 +69,9 @@ void run_countdown_sft(const SftArgs& args) {
     throw UsageError("--problems and --attempts must be >= 1, --examples and --seed >= 0 (got " +
                      std::to_string(args.problems) + ", " + std::to_string(args.attempts) + ", " +
                      std::to_string(args.examples) + ", " + std::to_string(args.seed) + ")");
+  if (args.min_attempts < 0 || args.min_attempts > args.attempts)
+    throw UsageError("--min-attempts " + std::to_string(args.min_attempts) + " is not in [0, --attempts " +
+                     std::to_string(args.attempts) + "]; 0 means every trace has --attempts attempts");
   const LoadedConfig loaded = load_config(args.config, args.overrides);
   const DataConfig& data = loaded.config.data;
   if (parse_task_kind(data.task) != TaskKind::kCountdown)
@@ -84,7 +89,10 @@ void run_countdown_sft(const SftArgs& args) {
   const PromptTemplate prompt(TaskKind::kCountdown, data.prompt_template);
   const size_t count = static_cast<size_t>(args.examples > 0 ? args.examples : args.problems);
   const std::vector<WarmupExample> examples =
-      countdown_warmup_examples(problems, count, prompt, args.attempts, static_cast<uint64_t>(args.seed));
+      countdown_warmup_examples(problems, count, prompt,
+                                WarmupOptions{args.min_attempts > 0 ? args.min_attempts : args.attempts,
+                                              args.attempts, args.answer == "last", args.compare},
+                                static_cast<uint64_t>(args.seed));
   std::string jsonl, text;
   size_t hits = 0, chars = 0;
   for (const auto& e : examples) {
@@ -140,7 +148,8 @@ CommandRegistration reg([](CLI::App& app) {
   auto sd = std::make_shared<SftArgs>();
   auto* sft = data->add_subcommand(
       "countdown-sft",
-      "Warm-up corpus (SFT JSONL): random worked attempts per problem, the answer one of them at random");
+      "Warm-up corpus (SFT JSONL): random worked attempts per problem, the answer one of them chosen "
+      "without looking at the target");
   sft->add_option(
          "--config", sd->config,
          "training config whose data.* (ranges, prompt_template, seed, held-out set) the corpus follows")
@@ -152,8 +161,15 @@ CommandRegistration reg([](CLI::App& app) {
       ->capture_default_str();
   sft->add_option("--examples", sd->examples, "examples, cycling over the problems; 0 = one per problem")
       ->capture_default_str();
-  sft->add_option("--attempts", sd->attempts, "random attempts in each thinking trace")
+  sft->add_option("--attempts", sd->attempts, "random attempts in each thinking trace (the most, with --min-attempts)")
       ->capture_default_str();
+  sft->add_option("--min-attempts", sd->min_attempts,
+                  "fewest attempts: each trace has a number uniform in [this, --attempts]; 0 = --attempts")
+      ->capture_default_str();
+  sft->add_option("--answer", sd->answer, "which attempt is the answer: last or random")
+      ->check(CLI::IsMember({"last", "random"}))
+      ->capture_default_str();
+  sft->add_flag("--compare", sd->compare, "end each attempt with its value's relation to the target (<, = or >)");
   sft->add_option("--seed", sd->seed, "seed of the corpus' problems, attempts and answer picks")
       ->capture_default_str();
   sft->callback([sd] { run_countdown_sft(*sd); });

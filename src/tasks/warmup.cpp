@@ -129,30 +129,43 @@ std::vector<CountdownAttempt> random_countdown_attempts(const std::vector<int64_
   return out;
 }
 
-std::string countdown_warmup_response(const std::vector<CountdownAttempt>& attempts, size_t answer) {
+std::string countdown_warmup_response(const std::vector<CountdownAttempt>& attempts, size_t answer,
+                                      std::optional<int64_t> compare_to) {
   if (answer >= attempts.size())
     throw Error("countdown_warmup_response: answer " + std::to_string(answer) + " of " +
                 std::to_string(attempts.size()) + " attempts");
   std::string out;
-  for (size_t i = 0; i < attempts.size(); ++i) out += (i == 0 ? " " : ", ") + attempts[i].worked;
+  for (size_t i = 0; i < attempts.size(); ++i) {
+    out += (i == 0 ? " " : ", ") + attempts[i].worked;
+    if (compare_to) {
+      const int64_t v = attempts[i].value;
+      out += (v < *compare_to ? "<" : v == *compare_to ? "=" : ">") + std::to_string(*compare_to);
+    }
+  }
   return out + " </think> <answer>" + attempts[answer].expression + "</answer>";
 }
 
 std::vector<WarmupExample> countdown_warmup_examples(const std::vector<Problem>& problems, size_t count,
-                                                     const PromptTemplate& prompt, int64_t attempts,
-                                                     uint64_t seed) {
+                                                     const PromptTemplate& prompt,
+                                                     const WarmupOptions& options, uint64_t seed) {
   if (problems.empty()) throw ConfigError("countdown_warmup_examples: no problems to make examples of");
-  if (attempts < 1)
-    throw ConfigError("countdown_warmup_examples: attempts = " + std::to_string(attempts) +
-                      "; use at least 1");
+  if (options.min_attempts < 1 || options.max_attempts < options.min_attempts)
+    throw ConfigError("countdown_warmup_examples: attempts from " + std::to_string(options.min_attempts) +
+                      " to " + std::to_string(options.max_attempts) +
+                      "; use at least 1, and a maximum no smaller than the minimum");
   std::vector<WarmupExample> out;
   out.reserve(count);
   for (size_t i = 0; i < count; ++i) {
     const Problem& p = problems[i % problems.size()];
-    const std::vector<CountdownAttempt> tries = random_countdown_attempts(p.nums, attempts, seed, i);
     Rng rng(seed, (kAnswerStream << 40) + i);
-    const auto pick = static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(tries.size()) - 1));
-    out.push_back({prompt.render(p), countdown_warmup_response(tries, pick), tries[pick].value == p.target});
+    const int64_t attempts = rng.uniform(options.min_attempts, options.max_attempts);
+    const std::vector<CountdownAttempt> tries = random_countdown_attempts(p.nums, attempts, seed, i);
+    const auto last = static_cast<int64_t>(tries.size()) - 1;
+    const auto pick = static_cast<size_t>(options.answer_last ? last : rng.uniform(0, last));
+    out.push_back({prompt.render(p),
+                   countdown_warmup_response(tries, pick, options.compare ? std::optional<int64_t>(p.target)
+                                                                          : std::nullopt),
+                   tries[pick].value == p.target});
   }
   return out;
 }

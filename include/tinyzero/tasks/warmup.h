@@ -1,17 +1,21 @@
 // Warm-up (SFT) corpus for the tiny Countdown demo: responses that teach the answer format and
-// correct arithmetic but not how to solve Countdown. Each response's thinking trace tries random
-// well-formed equations over the given numbers (each used once, every step worked out exactly), and
-// the answer is one of those attempts picked at random, not the one that hits the target:
+// correct arithmetic but not how to solve Countdown. Each response's thinking trace tries a random
+// number of random well-formed equations over the given numbers (each used once, every step worked
+// out exactly), and the answer is one of those attempts chosen without looking at the target: the
+// last one (the demo's choice) or one picked at random. Optionally each attempt's value is compared
+// with the target (arithmetic too: <, = or >), which the demo uses:
 //
 //   prompt   "Numbers [3, 7, 5], target 26.\nAssistant: <think>"
-//   response " (3+7)*5=10*5=50, 7-(5-3)=7-2=5, (3*7)+5=21+5=26 </think> <answer>7-(5-3)</answer>"
+//   response " (3+7)*5=10*5=50>26, 7-(5-3)=7-2=5<26 </think> <answer>7-(5-3)</answer>"
 //
 // (the attempts' values are distinct; the answer here misses the target, as most do).
 //
-// Reinforcement learning then has something to learn: answer the attempt whose value is the target.
+// Reinforcement learning then has something to learn: with the last attempt as the answer, to stop
+// searching when an attempt reaches the target, and to go on searching until one does.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -38,19 +42,28 @@ std::vector<CountdownAttempt> random_countdown_attempts(const std::vector<int64_
                                                         uint64_t seed, uint64_t index);
 
 // " a1, a2, ... </think> <answer>E</answer>" with the attempts' worked forms and E the expression of
-// attempts[answer]. One line: TinyZero's reward reads only the last line of the response.
-std::string countdown_warmup_response(const std::vector<CountdownAttempt>& attempts, size_t answer);
+// attempts[answer]; with `compare_to`, each worked form ends with its value's relation to it
+// ("=10*5=50>26"). One line: TinyZero's reward reads only the last line of the response.
+std::string countdown_warmup_response(const std::vector<CountdownAttempt>& attempts, size_t answer,
+                                      std::optional<int64_t> compare_to = std::nullopt);
 
 struct WarmupExample {
   std::string prompt, response;
   bool answer_hits = false;  // the picked attempt's value is the target (by chance)
 };
 
+struct WarmupOptions {
+  int64_t min_attempts = 8, max_attempts = 8;  // attempts per trace: uniform in [min, max]
+  bool answer_last = false;                    // answer the last attempt; else one picked uniformly
+  bool compare = false;                        // compare each attempt's value with the target
+};
+
 // One example per problem, cycling through `problems` until `count` examples are made: prompt from
-// `prompt`, `attempts` random attempts and one of them, uniformly at random, as the answer. A pure
-// function of its arguments.
+// `prompt`, random attempts (their number uniform in [min_attempts, max_attempts]; fewer when the
+// numbers reach fewer distinct values) and one of them as the answer, per `options`. A pure function
+// of its arguments.
 std::vector<WarmupExample> countdown_warmup_examples(const std::vector<Problem>& problems, size_t count,
-                                                     const PromptTemplate& prompt, int64_t attempts,
-                                                     uint64_t seed);
+                                                     const PromptTemplate& prompt,
+                                                     const WarmupOptions& options, uint64_t seed);
 
 }  // namespace tinyzero

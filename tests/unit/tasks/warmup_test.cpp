@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <regex>
 #include <set>
 
 #include "tinyzero/core/config.h"
@@ -169,7 +170,7 @@ TEST(Warmup, ExamplesAnswerOneOfTheirAttemptsPickedWithoutLookingAtTheTarget) {
   const PromptTemplate prompt(TaskKind::kCountdown,
                               "Numbers {numbers}, target {target}.\nAssistant: <think>");
   const size_t count = 1200;
-  const auto examples = countdown_warmup_examples(problems, count, prompt, 6, 9);
+  const auto examples = countdown_warmup_examples(problems, count, prompt, WarmupOptions{6, 6, false}, 9);
   ASSERT_EQ(examples.size(), count);
   std::vector<int> picked_at(6, 0);
   size_t hits = 0, full = 0;
@@ -212,6 +213,65 @@ TEST(Warmup, ExamplesAnswerOneOfTheirAttemptsPickedWithoutLookingAtTheTarget) {
   const double h = static_cast<double>(hits) / count, q = expected_hits / count;
   EXPECT_NEAR(h, q, 4 * std::sqrt(q * (1 - q) / count)) << "answers hit " << h << ", attempts " << q;
   EXPECT_LT(h, 0.2);
+}
+
+TEST(Warmup, LastAnswerOptionAnswersTheLastOfAVaryingNumberOfAttempts) {
+  std::vector<Problem> problems = generate_countdown(200, 5, 3, CountdownOptions{3, 3, 1, 9, 1, 50});
+  const PromptTemplate prompt(TaskKind::kCountdown,
+                              "Numbers {numbers}, target {target}.\nAssistant: <think>");
+  const size_t count = 1400;
+  const auto examples = countdown_warmup_examples(problems, count, prompt, WarmupOptions{1, 7, true}, 4);
+  std::vector<int> lengths(8, 0);
+  size_t hits = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const Problem& p = problems[i % problems.size()];
+    const WarmupExample& e = examples[i];
+    const size_t think_end = e.response.find(" </think> <answer>");
+    ASSERT_NE(think_end, std::string::npos);
+    const auto tries = split(e.response.substr(1, think_end - 1), ", ");
+    ASSERT_GE(tries.size(), 1u);
+    ASSERT_LE(tries.size(), 7u);
+    ++lengths[tries.size()];
+    const auto parts = split(tries.back(), "=");
+    check_attempt(CountdownAttempt{parts.front(), tries.back(), std::stoll(parts.back())}, p.nums);
+    EXPECT_EQ(e.response.substr(think_end + 18), parts.front() + "</answer>");
+    EXPECT_EQ(e.answer_hits, std::stoll(parts.back()) == p.target);
+    hits += e.answer_hits;
+  }
+  // The number of attempts is uniform in 1..7 (numbers 1-9 reach at least 7 distinct values in almost
+  // every problem): each count within 4 standard deviations of count / 7.
+  for (size_t k = 1; k <= 7; ++k)
+    EXPECT_NEAR(lengths[k], count / 7.0, 4 * std::sqrt(count * 6.0 / 49)) << k << " attempts";
+  // A random attempt hits a solvable target now and then (the corpus never looks at it).
+  EXPECT_GT(hits, 0u);
+  EXPECT_LT(static_cast<double>(hits) / count, 0.2);
+}
+
+TEST(Warmup, CompareEndsEachAttemptWithItsValuesRelationToTheTarget) {
+  const std::vector<CountdownAttempt> attempts = {{"(3+7)*5", "(3+7)*5=10*5=50", 50},
+                                                  {"7-(5-3)", "7-(5-3)=7-2=5", 5},
+                                                  {"(3*7)+5", "(3*7)+5=21+5=26", 26}};
+  EXPECT_EQ(countdown_warmup_response(attempts, 2, 26),
+            " (3+7)*5=10*5=50>26, 7-(5-3)=7-2=5<26, (3*7)+5=21+5=26=26 </think> <answer>(3*7)+5</answer>");
+  // In a corpus, the comparisons are with each problem's own target, and the trace is otherwise the
+  // same as without them.
+  std::vector<Problem> problems = generate_countdown(50, 5, 3, CountdownOptions{3, 3, 1, 9, 1, 50});
+  const PromptTemplate prompt(TaskKind::kCountdown, "{numbers} {target}");
+  const auto plain = countdown_warmup_examples(problems, 50, prompt, WarmupOptions{1, 6, true, false}, 2);
+  const auto compared = countdown_warmup_examples(problems, 50, prompt, WarmupOptions{1, 6, true, true}, 2);
+  for (size_t i = 0; i < problems.size(); ++i) {
+    const std::string t = std::to_string(problems[i].target);
+    std::string stripped = std::regex_replace(compared[i].response, std::regex("[<=>]" + t + "(,| </think>)"), "$1");
+    EXPECT_EQ(stripped, plain[i].response) << compared[i].response;
+    EXPECT_EQ(compared[i].answer_hits, plain[i].answer_hits);
+  }
+}
+
+TEST(Warmup, RejectsAnEmptyAttemptRange) {
+  std::vector<Problem> problems = generate_countdown(4, 5, 3, CountdownOptions{3, 3, 1, 9, 1, 50});
+  const PromptTemplate prompt(TaskKind::kCountdown, "{numbers} {target}");
+  EXPECT_THROW(countdown_warmup_examples(problems, 4, prompt, WarmupOptions{0, 3, true}, 1), ConfigError);
+  EXPECT_THROW(countdown_warmup_examples(problems, 4, prompt, WarmupOptions{4, 3, true}, 1), ConfigError);
 }
 
 }  // namespace
