@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""How good are a tiny-demo model's thinking traces? Samples responses to held-out Countdown problems
+with `tinyzero-train generate` and checks every attempt in them (the warm-up format of
+`data countdown-sft`: "(3+7)*5=10*5=50>26, ..."):
+
+  arithmetic right   every "=" step of the attempt holds
+  numbers right      the attempt uses exactly the given numbers
+  comparisons right  the "<", "=" or ">" after the value is true, and the target was copied right
+  true hit           some attempt is right, uses the numbers and reaches the target
+  answer right       the <answer> does (what TinyZero's reward pays 1.0 for)
+
+and, per operation, how often a step whose operands are single digits ("small") or not ("big") holds.
+
+Usage: scripts/trace-stats.py PROBLEMS.jsonl MODEL_DIR [--n 200] [--max-new-tokens 256]
+                              [--greedy] [--bin build/tinyzero-train]
+PROBLEMS.jsonl: `tinyzero-train data countdown ... --out DIR` writes DIR/test.jsonl (use the demo's
+ranges and seed to get its held-out set). Standard library only.
+"""
+import argparse
+import collections
+import json
+import re
+import subprocess
+import sys
+import tempfile
+
+TEMPLATE = "Numbers %s, target %d.\nAssistant: <think>"
+
+
+def value(expr):
+    if not re.fullmatch(r"[0-9+\-*/() ]+", expr):
+        raise ValueError(expr)
+    return eval(expr, {"__builtins__": {}})  # digits and operators only, checked above
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("problems")
+    ap.add_argument("model")
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--greedy", action="store_true")
+    ap.add_argument("--bin", default="build/tinyzero-train")
+    args = ap.parse_args()
+
+    probs = [json.loads(line) for line in open(args.problems)][: args.n]
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump({"prompts": [TEMPLATE % (str(p["nums"]), p["target"]) for p in probs]}, f)
+        f.flush()
+        cmd = [args.bin, "generate", "--model", args.model, "--input", f.name, "--max-new-tokens",
+               str(args.max_new_tokens), "--seed", "3", "--stop", "</answer>"]
+        cmd += ["--greedy"] if args.greedy else ["--temperature", "1"]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(out.stderr)
+    texts = json.loads(out.stdout.strip().splitlines()[-1])["text"]
+
+    steps, bad = collections.Counter(), collections.Counter()
+    attempts = arith = nums_ok = hits = answers = 0
+    cmp_total = cmp_right = cmp_target = 0
+    for p, text in zip(probs, texts):
+        found = False
+        for a in re.split(r",", text.split("</think>")[0]):
+            a = a.strip()
+            rel = re.search(r"([<=>])(\d+)$", a)
+            if rel:
+                a = a[: rel.start()]
+            parts = [x.strip() for x in a.split("=")]
+            if len(parts) < 2:
+                continue
+            attempts += 1
+            good = True
+            for x, y in zip(parts, parts[1:]):
+                m = re.search(r"(\d+)([-+*/])(\d+)", x)
+                key = (m.group(2), "big" if int(m.group(1)) > 9 or int(m.group(3)) > 9 else "small") if m else ("?", "")
+                try:
+                    ok = abs(value(x) - value(y)) < 1e-9
+                except Exception:
+                    ok = False
+                steps[key] += 1
+                bad[key] += not ok
+                good &= ok
+            arith += good
+            used = sorted(int(x) for x in re.findall(r"\d+", parts[0]))
+            nums_ok += used == sorted(p["nums"])
+            try:
+                v = value(parts[-1])
+                if rel:
+                    t, r = int(rel.group(2)), rel.group(1)
+                    cmp_total += 1
+                    cmp_right += (v < t and r == "<") or (v == t and r == "=") or (v > t and r == ">")
+                    cmp_target += t == p["target"]
+                found |= good and used == sorted(p["nums"]) and abs(value(parts[0]) - p["target"]) < 1e-9
+            except Exception:
+                pass
+        hits += found
+        m = re.findall(r"<answer>(.*?)</answer>", text)
+        if m:
+            try:
+                used = sorted(int(x) for x in re.findall(r"\d+", m[-1]))
+                answers += used == sorted(p["nums"]) and abs(value(m[-1]) - p["target"]) < 1e-9
+            except Exception:
+                pass
+    n, pct = len(probs), lambda a, b: 100.0 * a / max(b, 1)
+    print("%d problems, %.1f attempts each: arithmetic right %.0f%%, numbers right %.0f%%; "
+          "true hit in the trace %.0f%%, answer right %.1f%%"
+          % (n, attempts / n, pct(arith, attempts), pct(nums_ok, attempts), pct(hits, n), pct(answers, n)))
+    if cmp_total:
+        print("comparisons: %d, right %.0f%%, target copied right %.0f%%"
+              % (cmp_total, pct(cmp_right, cmp_total), pct(cmp_target, cmp_total)))
+    print("steps that hold: " + " ".join("%s%s %.0f%% (%d)" % (k[0], k[1], 100 - pct(bad[k], steps[k]), steps[k])
+                                         for k in sorted(steps)))
+
+
+if __name__ == "__main__":
+    main()
