@@ -185,6 +185,17 @@ struct Bench {
     record["fraction_of_matmul_peak"] = gflops / peak(p);
     add(std::move(record));
   }
+  // A pass over B full sequences of T tokens (log-prob, train) that took `seconds`.
+  void add_sequence_pass(const char* phase, const Precision& p, int64_t B, int64_t T, double seconds,
+                         double gflops) {
+    add({{"phase", phase},
+         {"precision", p.name},
+         {"batch", B},
+         {"seq_len", T},
+         {"seconds", seconds},
+         {"tokens_per_s", static_cast<double>(B * T) / seconds}},
+        gflops, p);
+  }
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -252,14 +263,7 @@ void bench_logprob(Bench& b) {
     torch::NoGradGuard no_grad;
     AutocastGuard autocast(b.device, p.autocast);
     double s = best_time(b.a.train_reps, b.device, [&] { token_logprobs(*b.model, ids, mask); });
-    double gflops = B * fm.span(0, T, T - 1) / s / 1e9;
-    b.add({{"phase", "logprob"},
-           {"precision", p.name},
-           {"batch", B},
-           {"seq_len", T},
-           {"seconds", s},
-           {"tokens_per_s", B * T / s}},
-          gflops, p);
+    b.add_sequence_pass("logprob", p, B, T, s, B * fm.span(0, T, T - 1) / s / 1e9);
   }
 }
 
@@ -290,14 +294,7 @@ void bench_train(Bench& b) {
       optimizer.step(oc.lr);
     };
     double s = best_time(b.a.train_reps, b.device, step);
-    double gflops = 3.0 * B * fm.span(0, T, T - 1) / s / 1e9;
-    b.add({{"phase", "train"},
-           {"precision", p.name},
-           {"batch", B},
-           {"seq_len", T},
-           {"seconds", s},
-           {"tokens_per_s", B * T / s}},
-          gflops, p);
+    b.add_sequence_pass("train", p, B, T, s, 3.0 * B * fm.span(0, T, T - 1) / s / 1e9);
   }
   optimizer.zero_grad();
   b.model->eval();

@@ -22,6 +22,11 @@
 namespace tinyzero {
 namespace {
 
+// The tiny demo's prompt (configs/tiny/grpo.yaml).
+PromptTemplate demo_prompt() {
+  return PromptTemplate(TaskKind::kCountdown, "Numbers {numbers}, target {target}.\nAssistant: <think>");
+}
+
 std::vector<int64_t> integers_in(const std::string& text) {
   std::vector<int64_t> out;
   for (size_t i = 0; i < text.size();) {
@@ -167,8 +172,7 @@ TEST(Warmup, ResponseIsOneLineThatTheTinyZeroRewardReads) {
 
 TEST(Warmup, ExamplesAnswerOneOfTheirAttemptsPickedWithoutLookingAtTheTarget) {
   std::vector<Problem> problems = generate_countdown(300, 4, 3, CountdownOptions{3, 3, 1, 10, 1, 100});
-  const PromptTemplate prompt(TaskKind::kCountdown,
-                              "Numbers {numbers}, target {target}.\nAssistant: <think>");
+  const PromptTemplate prompt = demo_prompt();
   const size_t count = 1200;
   const auto examples = countdown_warmup_examples(problems, count, prompt, WarmupOptions{6, 6, false}, 9);
   ASSERT_EQ(examples.size(), count);
@@ -217,8 +221,7 @@ TEST(Warmup, ExamplesAnswerOneOfTheirAttemptsPickedWithoutLookingAtTheTarget) {
 
 TEST(Warmup, LastAnswerOptionAnswersTheLastOfAVaryingNumberOfAttempts) {
   std::vector<Problem> problems = generate_countdown(200, 5, 3, CountdownOptions{3, 3, 1, 9, 1, 50});
-  const PromptTemplate prompt(TaskKind::kCountdown,
-                              "Numbers {numbers}, target {target}.\nAssistant: <think>");
+  const PromptTemplate prompt = demo_prompt();
   const size_t count = 1400;
   const auto examples = countdown_warmup_examples(problems, count, prompt, WarmupOptions{1, 7, true}, 4);
   std::vector<int> lengths(8, 0);
