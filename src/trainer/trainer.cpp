@@ -928,6 +928,9 @@ Metrics Trainer::State::sft_step() {
   }
   const double lr = learning_rate_at(c.actor.optim, step, c.trainer.total_steps);
   const int64_t micro = c.actor.ppo_micro_batch_size;
+  // Micro-batches of similar lengths, each padded to its own longest row: with traces of varying length
+  // most of a batch padded to its longest row is padding. The loss is a sum, so the order is free.
+  std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.ids.size() < b.ids.size(); });
   // Token-mean over the whole batch: each micro-batch's sum is divided by the batch's response tokens.
   double total_tokens = 0;
   for (const auto& row : rows) total_tokens += static_cast<double>(row.ids.size()) - static_cast<double>(row.prompt_len);

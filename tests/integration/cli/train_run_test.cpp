@@ -157,6 +157,41 @@ TEST_F(TrainRun, SftLearnsItsResponses) {
   EXPECT_LT(last, first * 0.5) << "SFT loss " << first << " -> " << last;
 }
 
+TEST_F(TrainRun, SftMicroBatchesGiveTheWholeBatchLoss) {
+  // Responses from 1 to 16 attempts long: SFT sorts a batch by length and pads each micro-batch to its
+  // own longest row. One row per micro-batch (no padding at all), 4 per micro-batch and the whole batch
+  // at once must give the same loss, at step 1 and, after the same update, at step 2.
+  const std::string data = dir_ + "/sft_lengths.jsonl";
+  {
+    std::ofstream out(data);
+    for (int i = 0; i < 16; ++i) {
+      std::string response;
+      for (int k = 0; k <= (i * 7) % 16; ++k) response += " " + std::to_string(k + i) + "+2=" + std::to_string(k + i + 2) + ",";
+      out << nlohmann::json{{"prompt", "Using the numbers [" + std::to_string(i) + ", 2], create an equation that "
+                                       "equals " + std::to_string(i + 2) + ".\nAssistant: <think>"},
+                            {"response", response + " </think> <answer>" + std::to_string(i) + "+2</answer>"}}
+                 .dump()
+          << "\n";
+    }
+  }
+  std::vector<std::vector<double>> losses;
+  for (int micro : {1, 4, 8}) {
+    const std::string run = "sft_micro" + std::to_string(micro);
+    auto r = train(run, "algorithm.name=sft data.train_files=" + shell_quote(data) +
+                            " trainer.total_steps=2 actor.optim.lr=3e-3 actor.use_kl_loss=false data.shuffle=false "
+                            "data.train_batch_size=8 actor.ppo_mini_batch_size=8 actor.ppo_micro_batch_size=" +
+                            std::to_string(micro) + " data.max_response_length=256 trainer.test_freq=0 trainer.save_freq=0");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    losses.emplace_back();
+    for (const auto& j : metrics(run)) losses.back().push_back(j["sft/loss"].get<double>());
+    ASSERT_EQ(losses.back().size(), 2u);
+  }
+  EXPECT_NE(losses[0][0], losses[0][1]);  // the first update changed the model
+  for (size_t m = 1; m < losses.size(); ++m)
+    for (size_t step = 0; step < 2; ++step)
+      EXPECT_NEAR(losses[m][step], losses[0][step], 1e-5 * losses[0][step]) << "micro-batch case " << m << ", step " << step + 1;
+}
+
 TEST_F(TrainRun, DryRunEstimatesTheShippedModelShapes) {
   auto r = run_cli("--config " + shell_quote(kSource + "/configs/smoke.yaml") + " --dry-run --model-config " +
                    shell_quote(kSource + "/configs/models/qwen2.5-3b.json") + " --device-memory-gb 80");
