@@ -151,16 +151,23 @@ std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string&
 
 // The update schedule shared by the actor and the critic: `epochs` passes over the B rows, each in a
 // random order from derive_seed(seed, step, epoch), cut into mini-batches of `mini_rows` (one optimizer
-// step each) and those into micro-batches of `micro_rows` (gradient accumulation). Row lists are sorted.
+// step each) and those into micro-batches of `micro_rows` (gradient accumulation). Row lists are sorted,
+// by `lengths` (then index) when given, so that a micro-batch holds rows of similar lengths: its log-prob
+// pass is only as wide as its longest row (response_log_probs). The losses are sums over micro-batches
+// with the mini-batch's denominator, so the grouping changes nothing but the padding.
 void for_each_update(int64_t B, int64_t mini_rows, int64_t micro_rows, int64_t epochs, uint64_t seed, int64_t step,
                      const std::function<void(const std::vector<int64_t>& mini)>& begin_mini,
                      const std::function<void(const std::vector<int64_t>& rows, bool last)>& micro,
-                     const std::function<void()>& end_mini) {
+                     const std::function<void()>& end_mini, const std::vector<int64_t>* lengths = nullptr) {
   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
     std::vector<int64_t> order = permutation(B, derive_seed(seed, static_cast<uint64_t>(step), static_cast<uint64_t>(epoch)));
     for (int64_t mb = 0; mb < B; mb += mini_rows) {
       std::vector<int64_t> mini(order.begin() + mb, order.begin() + std::min(B, mb + mini_rows));
       std::sort(mini.begin(), mini.end());
+      if (lengths)
+        std::stable_sort(mini.begin(), mini.end(), [&](int64_t a, int64_t b) {
+          return (*lengths)[static_cast<size_t>(a)] < (*lengths)[static_cast<size_t>(b)];
+        });
       begin_mini(mini);
       for (size_t start = 0; start < mini.size(); start += static_cast<size_t>(micro_rows))
         micro(std::vector<int64_t>(mini.begin() + start, mini.begin() + std::min(mini.size(), start + micro_rows)),
@@ -498,18 +505,25 @@ std::vector<Rollout> Trainer::State::generate_rollouts(const std::vector<Problem
 at::Tensor Trainer::State::response_log_probs(CausalLMImpl& model, const Rollout& r, const std::vector<int64_t>& rows,
                                               bool with_grad, at::Tensor* entropy) {
   at::Tensor index = torch::tensor(rows, torch::kLong).to(device);
-  at::Tensor ids = r.input_ids.index_select(0, index);
-  at::Tensor mask = r.attention_mask.index_select(0, index);
+  const int64_t P = r.prompt_len, R = r.response_len();
+  // Only as wide as the longest response among these rows (the rest is right padding; with responses of
+  // varying length it is most of the batch), then padded back to R with zeros, which the masks ignore.
+  const at::Tensor used = (r.response_mask.index_select(0, index) != 0).any(0).nonzero();
+  const int64_t width = used.numel() > 0 ? used.max().item<int64_t>() + 1 : std::min<int64_t>(R, 1);
+  at::Tensor ids = r.input_ids.index_select(0, index).narrow(1, 0, P + width);
+  at::Tensor mask = r.attention_mask.index_select(0, index).narrow(1, 0, P + width);
   LogProbOptions opt;
   opt.temperature = config.rollout.temperature > 0 ? config.rollout.temperature : 1.0;
   opt.with_entropy = entropy != nullptr;
   std::unique_ptr<torch::NoGradGuard> no_grad;
   if (!with_grad) no_grad = std::make_unique<torch::NoGradGuard>();
   AutocastGuard autocast(device, config.model.autocast_bf16);
-  TokenLogProbs lp = token_logprobs(model, ids, mask, opt);  // (rows, P + R - 1)
-  const int64_t P = r.prompt_len, R = r.response_len();
-  if (entropy) *entropy = lp.entropy.narrow(1, P - 1, R);
-  return lp.logprobs.narrow(1, P - 1, R);
+  TokenLogProbs lp = token_logprobs(model, ids, mask, opt);  // (rows, P + width - 1)
+  auto to_full_width = [&](const at::Tensor& t) {
+    return at::constant_pad_nd(t.narrow(1, P - 1, width), {0, R - width}, 0);
+  };
+  if (entropy) *entropy = to_full_width(lp.entropy);
+  return to_full_width(lp.logprobs);
 }
 
 at::Tensor Trainer::State::batched_log_probs(CausalLMImpl& model, const Rollout& r) {
@@ -789,6 +803,9 @@ Metrics Trainer::State::rl_step() {
   double grad_norm_sum = 0;
   int64_t optimizer_steps = 0, skipped = 0;
   const double lr = learning_rate_at(c.actor.optim, step, c.trainer.total_steps);
+  const at::Tensor response_lengths = r.response_mask.sum(1).to(torch::kCPU).to(torch::kLong).contiguous();
+  const std::vector<int64_t> row_lengths(response_lengths.data_ptr<int64_t>(),
+                                         response_lengths.data_ptr<int64_t>() + response_lengths.numel());
   for_each_update(
       B, mini_rows, micro_rows, c.actor.ppo_epochs, c.trainer.seed ^ 0x5eed, step,
       [&](const std::vector<int64_t>& mini) {
@@ -833,7 +850,8 @@ Metrics Trainer::State::rl_step() {
         }
         grad_norm_sum += norm;
         ++optimizer_steps;
-      });
+      },
+      &row_lengths);
   m[mn::kTimingUpdateActor] = seconds_since(t0);
 
   // 6. Metrics over all ranks: sums and counts are added and extremes reduced before dividing.

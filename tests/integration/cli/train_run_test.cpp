@@ -133,28 +133,63 @@ TEST_F(TrainRun, PpoResumeRestoresTheCriticExactly) {
                       "actor.use_kl_loss=false", true);
 }
 
+// Eight prompt/response pairs ("i + 2 + 3") for SFT, written to dir_/sft.jsonl; returns the path.
+std::string write_sft_pairs() {
+  const std::string data = TrainRun::dir() + "/sft.jsonl";
+  std::ofstream out(data);
+  for (int i = 1; i <= 8; ++i)
+    out << nlohmann::json{{"prompt", "Using the numbers [" + std::to_string(i) + ", 2, 3], create an equation that "
+                                     "equals " + std::to_string(i + 5) + ".\nAssistant: <think>"},
+                          {"response", " " + std::to_string(i) + " + 2 + 3 </think> <answer>" + std::to_string(i) +
+                                       " + 2 + 3</answer>"}}
+               .dump()
+        << "\n";
+  return data;
+}
+
+const char* kSftOverrides = " trainer.total_steps=30 actor.optim.lr=3e-3 actor.use_kl_loss=false "
+                            "data.train_batch_size=8 actor.ppo_mini_batch_size=8 actor.ppo_micro_batch_size=4 "
+                            "trainer.test_freq=0 trainer.save_freq=0";
+
 TEST_F(TrainRun, SftLearnsItsResponses) {
   // Eight prompt/response pairs; 30 SFT steps over them must cut the response loss well down.
-  const std::string data = dir_ + "/sft.jsonl";
-  {
-    std::ofstream out(data);
-    for (int i = 1; i <= 8; ++i)
-      out << nlohmann::json{{"prompt", "Using the numbers [" + std::to_string(i) + ", 2, 3], create an equation that "
-                                       "equals " + std::to_string(i + 5) + ".\nAssistant: <think>"},
-                            {"response", " " + std::to_string(i) + " + 2 + 3 </think> <answer>" + std::to_string(i) +
-                                         " + 2 + 3</answer>"}}
-                 .dump()
-          << "\n";
-  }
-  auto r = train("sft", "algorithm.name=sft data.train_files=" + shell_quote(data) +
-                            " trainer.total_steps=30 actor.optim.lr=3e-3 actor.use_kl_loss=false "
-                            "data.train_batch_size=8 actor.ppo_mini_batch_size=8 actor.ppo_micro_batch_size=4 "
-                            "trainer.test_freq=0 trainer.save_freq=0");
+  auto r = train("sft", "algorithm.name=sft data.train_files=" + shell_quote(write_sft_pairs()) + kSftOverrides);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto lines = metrics("sft");
   ASSERT_EQ(lines.size(), 30u);
   const double first = lines.front()["sft/loss"], last = lines.back()["sft/loss"];
   EXPECT_LT(last, first * 0.5) << "SFT loss " << first << " -> " << last;
+}
+
+TEST_F(TrainRun, RlMicroBatchesGiveTheWholeBatchGradient) {
+  // The policy update sorts a mini-batch by response length and runs each micro-batch only as wide as
+  // its longest response. From a model that ends its responses (30 SFT steps on the eight pairs), one
+  // GRPO step with KL loss and entropy bonus must give the same loss and gradient norm whether
+  // micro-batches hold 1, 4 or all 16 rows.
+  auto sft = train("sft_for_rl", "algorithm.name=sft data.train_files=" + shell_quote(write_sft_pairs()) +
+                                     kSftOverrides + " trainer.save_freq=30");
+  ASSERT_EQ(sft.exit_code, 0) << sft.output;
+  const std::string model = dir_ + "/sft_for_rl/checkpoints/step_00000030";
+  std::vector<nlohmann::json> step1;
+  for (int micro : {1, 4, 16}) {
+    const std::string run = "rl_micro" + std::to_string(micro);
+    auto r = train(run, "model.path=" + shell_quote(model) + " trainer.total_steps=1 trainer.test_freq=0 "
+                        "trainer.save_freq=0 trainer.val_before_train=false data.max_response_length=48 " +
+                        shell_quote("rollout.stop=[\"</answer>\"]") + " "
+                        "actor.ppo_micro_batch_size=" + std::to_string(micro) + " rollout.log_prob_micro_batch_size=" +
+                        std::to_string(micro));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    auto lines = metrics(run);
+    ASSERT_EQ(lines.size(), 1u);
+    step1.push_back(lines[0]);
+  }
+  // The responses differ in length, so the shorter micro-batches are narrower than the batch.
+  EXPECT_LT(step1[0]["response_length/min"].get<double>(), step1[0]["response_length/max"].get<double>());
+  for (const char* key : {"actor/pg_loss", "actor/kl_loss", "actor/grad_norm"})
+    for (size_t m = 1; m < step1.size(); ++m) {
+      const double want = step1[0][key].get<double>(), got = step1[m][key].get<double>();
+      EXPECT_NEAR(got, want, 1e-4 * std::abs(want) + 1e-7) << key << ", micro-batch case " << m;
+    }
 }
 
 TEST_F(TrainRun, SftMicroBatchesGiveTheWholeBatchLoss) {
