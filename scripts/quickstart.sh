@@ -13,7 +13,7 @@
 #
 # Usage: bash scripts/quickstart.sh [extra GRPO config overrides...]
 #   QUICK=1 bash scripts/quickstart.sh        # a few minutes' check of the pipeline (too short to learn)
-#   SFT_STEPS=800 GRPO_STEPS=60 bash scripts/quickstart.sh   # longer
+#   SFT_STEPS=1000 GRPO_STEPS=60 bash scripts/quickstart.sh   # longer
 #   DEMO_DIR=runs/my-demo bash scripts/quickstart.sh actor.optim.lr=5e-5
 #   SMOKE=1 bash scripts/quickstart.sh        # the 2-step smoke run of configs/smoke.yaml instead
 #   TINYZERO_BIN=path/to/tinyzero-train ...   # use that binary: no install, no build
@@ -43,7 +43,7 @@ if [ "${QUICK:-0}" = 1 ]; then
   task=(data.val_size=100)
   grpo_extra=(data.train_batch_size=16 actor.ppo_mini_batch_size=16 trainer.test_freq=4)
 else
-  demo=${DEMO_DIR:-runs/tiny-demo} sft_steps=${SFT_STEPS:-500} grpo_steps=${GRPO_STEPS:-30}
+  demo=${DEMO_DIR:-runs/tiny-demo} sft_steps=${SFT_STEPS:-800} grpo_steps=${GRPO_STEPS:-30}
   attempts=12 problems=1300 val=500
 fi
 for kv in "${task[@]}"; do sets+=(--set "$kv"); done
