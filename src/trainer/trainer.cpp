@@ -803,9 +803,9 @@ Metrics Trainer::State::rl_step() {
   double grad_norm_sum = 0;
   int64_t optimizer_steps = 0, skipped = 0;
   const double lr = learning_rate_at(c.actor.optim, step, c.trainer.total_steps);
-  const at::Tensor response_lengths = r.response_mask.sum(1).to(torch::kCPU).to(torch::kLong).contiguous();
-  const std::vector<int64_t> row_lengths(response_lengths.data_ptr<int64_t>(),
-                                         response_lengths.data_ptr<int64_t>() + response_lengths.numel());
+  // Response lengths (B,), on the host: the update's micro-batch grouping, then the length metrics.
+  const at::Tensor lengths = r.response_mask.sum(1).to(torch::kCPU).to(torch::kLong).contiguous();
+  const std::vector<int64_t> row_lengths(lengths.data_ptr<int64_t>(), lengths.data_ptr<int64_t>() + lengths.numel());
   for_each_update(
       B, mini_rows, micro_rows, c.actor.ppo_epochs, c.trainer.seed ^ 0x5eed, step,
       [&](const std::vector<int64_t>& mini) {
@@ -857,7 +857,6 @@ Metrics Trainer::State::rl_step() {
   // 6. Metrics over all ranks: sums and counts are added and extremes reduced before dividing.
   const int64_t mini_batches = std::max<int64_t>(1, c.actor.ppo_epochs * ((B + mini_rows - 1) / mini_rows));
   const double updates = static_cast<double>(mini_batches);
-  const at::Tensor lengths = r.response_mask.sum(1).to(torch::kCPU).to(torch::kDouble);
   const at::Tensor seq_scores = torch::tensor(all_scores).to(torch::kDouble);
   const at::Tensor adv_valid = r.advantages.masked_select(r.response_mask > 0).to(torch::kCPU).to(torch::kDouble);
   const bool has_adv = adv_valid.numel() > 0;
