@@ -219,9 +219,11 @@ GenerateResult generate(CausalLMImpl& model, const at::Tensor& prompt_ids, const
     }
     if (eos.defined()) finished.logical_or_(at::isin(next, eos));
     steps = t + 1;
-    if (t == N - 1) break;
+    const bool last = t == N - 1;
 
-    if ((t + 1) % o.check_every == 0) {  // the only host syncs of the loop
+    // The only host syncs of the loop; also after the last step, so that a stop string in the final
+    // window still ends its row there.
+    if ((t + 1) % o.check_every == 0 || last) {
       if (o.stop_check) {
         at::Tensor running = (~finished).nonzero().squeeze(1);
         at::Tensor running_out = active.index_select(0, running);
@@ -239,6 +241,7 @@ GenerateResult generate(CausalLMImpl& model, const at::Tensor& prompt_ids, const
           if (!newly.empty()) finished.index_fill_(0, torch::tensor(newly, torch::kLong).to(dev), true);
         }
       }
+      if (last) break;
       int64_t done = finished.sum().item<int64_t>();
       int64_t A = finished.size(0);
       if (done == A) break;

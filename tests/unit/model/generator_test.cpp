@@ -176,6 +176,31 @@ TEST_F(Sampling, CompactionAndStopChecksGiveTheSameTokens) {
   EXPECT_TRUE(stopped.ids[0].equal(full.ids[0]));
 }
 
+TEST_F(Sampling, AStopStringInTheLastWindowStillEndsTheRow) {
+  // Checks run after steps 6 and 12 and, since the budget (16) is not a multiple of 6, after the
+  // last step too: a stop found only there must end its row at its own length, not at the budget.
+  GenerateOptions o;
+  o.max_new_tokens = 16;
+  o.pad_id = 0;
+  o.sampling.greedy = true;
+  o.check_every = 6;
+  GenerateResult full = generate(*model_, ids_, mask_, o);
+  std::vector<int64_t> seen_sizes;
+  o.stop_check = [&](const std::vector<std::vector<int64_t>>& rows) {
+    seen_sizes.push_back(static_cast<int64_t>(rows.front().size()));
+    std::vector<int64_t> keep;
+    for (const auto& r : rows) keep.push_back(r.size() >= 14 ? 14 : -1);
+    return keep;
+  };
+  GenerateResult stopped = generate(*model_, ids_, mask_, o);
+  EXPECT_EQ(seen_sizes, (std::vector<int64_t>{6, 12, 16}));
+  for (int64_t row = 0; row < 3; ++row) {
+    EXPECT_EQ(stopped.finish[row], FinishReason::kStop) << row;
+    EXPECT_EQ(stopped.lengths[row].item<int64_t>(), 14) << row;
+    EXPECT_TRUE(stopped.ids[row].equal(full.ids[row].narrow(0, 0, 14))) << row;
+  }
+}
+
 TEST_F(Sampling, BadOptionsAreRefused) {
   GenerateOptions o;
   o.max_new_tokens = 0;
