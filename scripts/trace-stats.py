@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How good are a tiny-demo model's thinking traces? Samples responses to held-out Countdown problems
-with `tinyzero-train generate` and checks every attempt in them (the warm-up format of
-`data countdown-sft`: "(3+7)*5=10*5=50>26, ..."):
+with `tinyzero-train generate` and checks every attempt in them (the warm-up formats of
+`data countdown-sft`: random "(3+7)*5=10*5=50>26, ..." or fixed-order "3+7=10: 10*5=50>26, ..."):
 
   arithmetic right   every "=" step of the attempt holds
   numbers right      the attempt uses exactly the given numbers
@@ -33,6 +33,29 @@ def value(expr):
     return eval(expr, {"__builtins__": {}})  # digits and operators only, checked above
 
 
+def attempts_of(think):
+    """(attempt, group) pairs of a trace: random attempts "a1, a2" (group None) or the ordered
+    layout's "x+y=r: r+c=v, r-c=w; ..." (group "x+y=r")."""
+    out = []
+    for chunk in think.split(";"):
+        group = None
+        head = re.match(r"\s*([0-9+\-*/]+=\d+):(.*)$", chunk)
+        if head:
+            group, chunk = head.group(1), head.group(2)
+        out += [(a.strip(), group) for a in chunk.split(",") if a.strip()]
+    return out
+
+
+def expand(step, group):
+    """ "10+5" in the group "3+7=10" -> "(3+7)+5" (the operand equal to the group's value)."""
+    inner, r = group.split("=")
+    m = re.fullmatch(r"(\d+)([-+*/])(\d+)", step)
+    if not m:
+        return step
+    x, op, y = m.groups()
+    return "(%s)%s%s" % (inner, op, y) if x == r else "%s%s(%s)" % (x, op, inner) if y == r else step
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("problems")
@@ -60,14 +83,15 @@ def main():
     cmp_total = cmp_right = cmp_target = 0
     for p, text in zip(probs, texts):
         found = False
-        for a in re.split(r",", text.split("</think>")[0]):
-            a = a.strip()
+        for a, group in attempts_of(text.split("</think>")[0]):
             rel = re.search(r"([<=>])(\d+)$", a)
             if rel:
                 a = a[: rel.start()]
             parts = [x.strip() for x in a.split("=")]
             if len(parts) < 2:
                 continue
+            # Ordered layout: "r op c" in the group "x op y=r" stands for "(x op y) op c".
+            full = expand(parts[0], group) if group else parts[0]
             attempts += 1
             good = True
             for x, y in zip(parts, parts[1:]):
@@ -81,7 +105,7 @@ def main():
                 bad[key] += not ok
                 good &= ok
             arith += good
-            used = sorted(int(x) for x in re.findall(r"\d+", parts[0]))
+            used = sorted(int(x) for x in re.findall(r"\d+", full))
             nums_ok += used == sorted(p["nums"])
             try:
                 v = value(parts[-1])
@@ -90,7 +114,7 @@ def main():
                     cmp_total += 1
                     cmp_right += (v < t and r == "<") or (v == t and r == "=") or (v > t and r == ">")
                     cmp_target += t == p["target"]
-                found |= good and used == sorted(p["nums"]) and abs(value(parts[0]) - p["target"]) < 1e-9
+                found |= good and used == sorted(p["nums"]) and abs(value(full) - p["target"]) < 1e-9
             except Exception:
                 pass
         hits += found

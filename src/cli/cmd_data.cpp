@@ -55,7 +55,7 @@ struct SftArgs {
   std::string config, out, text;
   std::vector<std::string> overrides;
   int64_t problems = 4000, examples = 0, attempts = 8, min_attempts = 0, seed = 0;
-  std::string answer = "random";
+  std::string answer = "random", order = "random";
   bool compare = false;
 };
 
@@ -91,7 +91,8 @@ void run_countdown_sft(const SftArgs& args) {
   const std::vector<WarmupExample> examples =
       countdown_warmup_examples(problems, count, prompt,
                                 WarmupOptions{args.min_attempts > 0 ? args.min_attempts : args.attempts,
-                                              args.attempts, args.answer == "last", args.compare},
+                                              args.attempts, args.answer == "last", args.compare,
+                                              args.order == "fixed"},
                                 static_cast<uint64_t>(args.seed));
   std::string jsonl, text;
   size_t hits = 0, chars = 0;
@@ -168,6 +169,11 @@ CommandRegistration reg([](CLI::App& app) {
       ->capture_default_str();
   sft->add_option("--answer", sd->answer, "which attempt is the answer: last or random")
       ->check(CLI::IsMember({"last", "random"}))
+      ->capture_default_str();
+  sft->add_option("--order", sd->order,
+                  "random: random attempts with distinct values; fixed: a random-length prefix of every "
+                  "candidate in one fixed order, grouped by the pair combined first (2 or 3 numbers)")
+      ->check(CLI::IsMember({"random", "fixed"}))
       ->capture_default_str();
   sft->add_flag("--compare", sd->compare, "end each attempt with its value's relation to the target (<, = or >)");
   sft->add_option("--seed", sd->seed, "seed of the corpus' problems, attempts and answer picks")

@@ -1,6 +1,7 @@
 // Warm-up corpus of random Countdown attempts with worked arithmetic (see warmup.h).
 #include "tinyzero/tasks/warmup.h"
 
+#include <algorithm>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -129,6 +130,67 @@ std::vector<CountdownAttempt> random_countdown_attempts(const std::vector<int64_
   return out;
 }
 
+namespace {
+
+// a op b in the ordered layout's four ways: a+b, larger-smaller, a*b, larger/smaller when exact; each
+// as (written left operand index: 0 = a, 1 = b; op; value).
+struct Combination {
+  int left;
+  char op;
+  int64_t value;
+};
+
+std::vector<Combination> four_ways(int64_t a, int64_t b) {
+  std::vector<Combination> out;
+  int64_t r;
+  const int big = a >= b ? 0 : 1;
+  const int64_t hi = std::max(a, b), lo = std::min(a, b);
+  if (apply('+', a, b, &r)) out.push_back({0, '+', r});
+  if (apply('-', hi, lo, &r)) out.push_back({big, '-', r});
+  if (apply('*', a, b, &r)) out.push_back({0, '*', r});
+  if (apply('/', hi, lo, &r)) out.push_back({big, '/', r});
+  return out;
+}
+
+}  // namespace
+
+std::vector<CountdownAttempt> ordered_countdown_attempts(const std::vector<int64_t>& nums) {
+  if (nums.size() < 2 || nums.size() > 3)
+    throw ConfigError("ordered_countdown_attempts: " + std::to_string(nums.size()) +
+                      " numbers given; the ordered layout lists candidates for 2 or 3 numbers "
+                      "(use random attempts for more)");
+  for (int64_t x : nums)
+    if (x < 0) throw ConfigError("ordered_countdown_attempts: number " + std::to_string(x) + " is negative");
+  auto text = [](const std::string& l, char op, const std::string& r) { return l + op + r; };
+  std::vector<CountdownAttempt> out;
+  if (nums.size() == 2) {
+    for (const Combination& c : four_ways(nums[0], nums[1])) {
+      const std::string l = std::to_string(nums[c.left]), r = std::to_string(nums[1 - c.left]);
+      out.push_back({text(l, c.op, r), text(l, c.op, r) + "=" + std::to_string(c.value), c.value, ""});
+    }
+    return out;
+  }
+  std::unordered_set<std::string> groups;
+  constexpr int kPairs[3][3] = {{0, 1, 2}, {0, 2, 1}, {1, 2, 0}};  // i, j, the remaining one
+  for (const auto& pair : kPairs) {
+    const int64_t ab[2] = {nums[static_cast<size_t>(pair[0])], nums[static_cast<size_t>(pair[1])]};
+    const int64_t c = nums[static_cast<size_t>(pair[2])];
+    for (const Combination& first : four_ways(ab[0], ab[1])) {
+      const std::string inner = text(std::to_string(ab[first.left]), first.op, std::to_string(ab[1 - first.left]));
+      const std::string group = inner + "=" + std::to_string(first.value);
+      if (!groups.insert(group).second) continue;
+      const std::string rc[2] = {std::to_string(first.value), std::to_string(c)};
+      const std::string ec[2] = {"(" + inner + ")", std::to_string(c)};
+      for (const Combination& second : four_ways(first.value, c)) {
+        const int l = second.left, r = 1 - second.left;
+        out.push_back({text(ec[l], second.op, ec[r]), text(rc[l], second.op, rc[r]) + "=" + std::to_string(second.value),
+                       second.value, group});
+      }
+    }
+  }
+  return out;
+}
+
 std::string countdown_warmup_response(const std::vector<CountdownAttempt>& attempts, size_t answer,
                                       std::optional<int64_t> compare_to) {
   if (answer >= attempts.size())
@@ -136,7 +198,11 @@ std::string countdown_warmup_response(const std::vector<CountdownAttempt>& attem
                 std::to_string(attempts.size()) + " attempts");
   std::string out;
   for (size_t i = 0; i < attempts.size(); ++i) {
-    out += (i == 0 ? " " : ", ") + attempts[i].worked;
+    const std::string& group = attempts[i].group;
+    if (!group.empty() && (i == 0 || attempts[i - 1].group != group))
+      out += (i == 0 ? " " : "; ") + group + ": " + attempts[i].worked;
+    else
+      out += (i == 0 ? " " : ", ") + attempts[i].worked;
     if (compare_to) {
       const int64_t v = attempts[i].value;
       out += (v < *compare_to ? "<" : v == *compare_to ? "=" : ">") + std::to_string(*compare_to);
@@ -159,7 +225,13 @@ std::vector<WarmupExample> countdown_warmup_examples(const std::vector<Problem>&
     const Problem& p = problems[i % problems.size()];
     Rng rng(seed, (kAnswerStream << 40) + i);
     const int64_t attempts = rng.uniform(options.min_attempts, options.max_attempts);
-    const std::vector<CountdownAttempt> tries = random_countdown_attempts(p.nums, attempts, seed, i);
+    std::vector<CountdownAttempt> tries;
+    if (options.ordered) {
+      tries = ordered_countdown_attempts(p.nums);
+      if (static_cast<int64_t>(tries.size()) > attempts) tries.resize(static_cast<size_t>(attempts));
+    } else {
+      tries = random_countdown_attempts(p.nums, attempts, seed, i);
+    }
     const auto last = static_cast<int64_t>(tries.size()) - 1;
     const auto pick = static_cast<size_t>(options.answer_last ? last : rng.uniform(0, last));
     out.push_back({prompt.render(p),

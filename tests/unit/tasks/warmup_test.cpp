@@ -270,6 +270,85 @@ TEST(Warmup, CompareEndsEachAttemptWithItsValuesRelationToTheTarget) {
   }
 }
 
+TEST(Warmup, OrderedLayoutListsEveryCandidateOnceInTheFixedOrder) {
+  const auto list = ordered_countdown_attempts({3, 7, 5});
+  // (3, 7) then 5: 3+7, 7-3, 3*7 (7/3 is not exact); (3, 5) then 7; (7, 5) then 3; each group's value
+  // r with the remaining c as r+c, larger-smaller, r*c, larger/smaller when exact.
+  const std::vector<std::string> expected = {
+      "10+5=15", "10-5=5",  "10*5=50", "10/5=2", "4+5=9",   "5-4=1",  "4*5=20",  "21+5=26",
+      "21-5=16", "21*5=105", "8+7=15", "8-7=1",  "8*7=56",  "2+7=9",  "7-2=5",   "2*7=14",
+      "15+7=22", "15-7=8",  "15*7=105", "12+3=15", "12-3=9", "12*3=36", "12/3=4", "2+3=5",
+      "3-2=1",   "2*3=6",   "35+3=38", "35-3=32", "35*3=105"};
+  ASSERT_EQ(list.size(), expected.size());
+  for (size_t k = 0; k < list.size(); ++k) EXPECT_EQ(list[k].worked, expected[k]) << k;
+  EXPECT_EQ(list[0].group, "3+7=10");
+  EXPECT_EQ(list[4].group, "7-3=4");
+  EXPECT_EQ(list[5].expression, "5-(7-3)");
+  EXPECT_EQ(list[22].expression, "(7+5)/3");
+  // Every candidate is a correct equation over all the numbers, and the values are exactly those that
+  // random attempts (any pairing order, the same operator rules) can reach.
+  for (const auto& nums : std::vector<std::vector<int64_t>>{{3, 7, 5}, {3, 3, 6}, {1, 1, 9}, {8, 2, 4}, {0, 6, 6}, {4, 9}}) {
+    std::set<int64_t> ordered, random;
+    std::set<std::string> groups_seen;
+    std::string previous_group;
+    for (const auto& a : ordered_countdown_attempts(nums)) {
+      SCOPED_TRACE(a.expression);
+      auto v = python_eval(a.expression);
+      ASSERT_TRUE(v.has_value());
+      EXPECT_TRUE(python_close(*v, a.value));
+      auto used = integers_in(a.expression), sorted = nums;
+      std::sort(used.begin(), used.end());
+      std::sort(sorted.begin(), sorted.end());
+      EXPECT_EQ(used, sorted);
+      EXPECT_EQ(split(a.worked, "=").back(), std::to_string(a.value));
+      EXPECT_EQ(a.group.empty(), nums.size() == 2);
+      if (a.group != previous_group) EXPECT_TRUE(groups_seen.insert(a.group).second) << "groups are contiguous and distinct";
+      previous_group = a.group;
+      ordered.insert(a.value);
+    }
+    for (const auto& a : random_countdown_attempts(nums, 1000, 1, 0)) random.insert(a.value);
+    EXPECT_EQ(ordered, random);
+  }
+  EXPECT_THROW(ordered_countdown_attempts({1, 2, 3, 4}), ConfigError);
+  EXPECT_THROW(ordered_countdown_attempts({1, -2, 3}), ConfigError);
+}
+
+TEST(Warmup, OrderedTracesAreTargetBlindPrefixesWrittenByGroup) {
+  const auto list = ordered_countdown_attempts({3, 7, 5});
+  const std::vector<CountdownAttempt> prefix(list.begin(), list.begin() + 8);
+  EXPECT_EQ(countdown_warmup_response(prefix, 7, 26),
+            " 3+7=10: 10+5=15<26, 10-5=5<26, 10*5=50>26, 10/5=2<26; 7-3=4: 4+5=9<26, 5-4=1<26, 4*5=20<26; "
+            "3*7=21: 21+5=26=26 </think> <answer>(3*7)+5</answer>");
+  // Two copies of every problem with a different target: the same prefix lengths example by example,
+  // so where a trace stops never depends on the target.
+  std::vector<Problem> problems = generate_countdown(60, 5, 3, CountdownOptions{3, 3, 1, 9, 1, 50});
+  std::vector<Problem> moved = problems;
+  for (auto& p : moved) p.target += 1;
+  const PromptTemplate prompt(TaskKind::kCountdown, "{numbers} {target}");
+  WarmupOptions o{1, 20, true, true, true};
+  const auto a = countdown_warmup_examples(problems, 240, prompt, o, 7);
+  const auto b = countdown_warmup_examples(moved, 240, prompt, o, 7);
+  std::vector<int> lengths(21, 0);
+  size_t hits = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const Problem& p = problems[i % problems.size()];
+    auto count = [](const std::string& r) { return std::count(r.begin(), r.end(), ',') + std::count(r.begin(), r.end(), ';') + 1; };
+    EXPECT_EQ(count(a[i].response), count(b[i].response)) << a[i].response;
+    const auto n = static_cast<size_t>(count(a[i].response));
+    ASSERT_LE(n, 20u);
+    ++lengths[n];
+    // The trace is the first n candidates, the answer the last of them.
+    const auto all = ordered_countdown_attempts(p.nums);
+    const std::vector<CountdownAttempt> first(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min(n, all.size())));
+    EXPECT_EQ(a[i].response, countdown_warmup_response(first, first.size() - 1, p.target));
+    EXPECT_EQ(a[i].answer_hits, first.back().value == p.target);
+    EXPECT_EQ(score_countdown_tinyzero(a[i].response, p, RewardWeights{}).correct, a[i].answer_hits);
+    hits += a[i].answer_hits;
+  }
+  for (size_t k = 1; k <= 20; ++k) EXPECT_GT(lengths[k], 0) << k << " candidates";
+  EXPECT_LT(static_cast<double>(hits) / a.size(), 0.2);
+}
+
 TEST(Warmup, RejectsAnEmptyAttemptRange) {
   std::vector<Problem> problems = generate_countdown(4, 5, 3, CountdownOptions{3, 3, 1, 9, 1, 50});
   const PromptTemplate prompt(TaskKind::kCountdown, "{numbers} {target}");
