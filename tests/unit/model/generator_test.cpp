@@ -144,12 +144,18 @@ TEST_F(Sampling, PaddingDoesNotChangeARowsResult) {
   }
 }
 
-TEST_F(Sampling, CompactionAndStopChecksGiveTheSameTokens) {
+// Greedy, 16 new tokens, pad 0, host checks every `check_every` steps.
+GenerateOptions greedy_16(int64_t check_every) {
   GenerateOptions o;
   o.max_new_tokens = 16;
   o.pad_id = 0;
   o.sampling.greedy = true;
-  o.check_every = 2;
+  o.check_every = check_every;
+  return o;
+}
+
+TEST_F(Sampling, CompactionAndStopChecksGiveTheSameTokens) {
+  GenerateOptions o = greedy_16(2);
   GenerateResult full = generate_reference(*model_, ids_, mask_, o);
   // EOS = the 3rd token of rows 0 and 1: they finish early, the batch is compacted, row 2 goes on.
   o.eos_ids = {full.ids[0][2].item<int64_t>(), full.ids[1][2].item<int64_t>()};
@@ -179,11 +185,7 @@ TEST_F(Sampling, CompactionAndStopChecksGiveTheSameTokens) {
 TEST_F(Sampling, AStopStringInTheLastWindowStillEndsTheRow) {
   // Checks run after steps 6 and 12 and, since the budget (16) is not a multiple of 6, after the
   // last step too: a stop found only there must end its row at its own length, not at the budget.
-  GenerateOptions o;
-  o.max_new_tokens = 16;
-  o.pad_id = 0;
-  o.sampling.greedy = true;
-  o.check_every = 6;
+  GenerateOptions o = greedy_16(6);
   GenerateResult full = generate(*model_, ids_, mask_, o);
   std::vector<int64_t> seen_sizes;
   o.stop_check = [&](const std::vector<std::vector<int64_t>>& rows) {
