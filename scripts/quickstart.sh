@@ -3,9 +3,9 @@
 # then, from nothing downloaded:
 #   1. a tiny Qwen2 model with its own BPE tokenizer (scripts/make-tiny-model.sh -> runs/tiny-model),
 #   2. a warm-up corpus that teaches the answer format and arithmetic but not how to solve Countdown
-#      (tinyzero-train data countdown-sft: a random number of random attempts with worked arithmetic,
-#      each compared with the target, the last one answered whatever it gave), and SFT on it
-#      (configs/tiny/sft.yaml),
+#      (tinyzero-train data countdown-sft --order fixed: a random-length prefix of all candidate
+#      equations in one fixed order, each worked out and compared with the target, the last one
+#      answered whatever it gave), and SFT on it (configs/tiny/sft.yaml),
 #   3. GRPO on Countdown with TinyZero's reward (configs/tiny/grpo.yaml), validating greedily on 500
 #      held-out problems before training (the base) and as it goes,
 # then prints the held-out success rate of the base and of the trained model, and where the plot is.
@@ -17,6 +17,8 @@
 #   DEMO_DIR=runs/my-demo bash scripts/quickstart.sh actor.optim.lr=5e-5
 #   SMOKE=1 bash scripts/quickstart.sh        # the 2-step smoke run of configs/smoke.yaml instead
 #   TINYZERO_BIN=path/to/tinyzero-train ...   # use that binary: no install, no build
+#   WARM_MODEL=runs/tiny-demo/sft/checkpoints/step_00000800 DEMO_DIR=runs/again ...   # skip steps 1-2:
+#                                             # GRPO from that warmed-up model (e.g. with other overrides)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${TINYZERO_BIN:-}" ]; then
@@ -27,7 +29,7 @@ else
   bin=${BUILD_DIR:-build}/tinyzero-train
 fi
 model_dir=${TINY_MODEL_DIR:-runs/tiny-model}
-if [ ! -f "$model_dir/model/config.json" ]; then
+if [ -z "${WARM_MODEL:-}" ] && [ ! -f "$model_dir/model/config.json" ]; then
   TINYZERO_BIN=$bin bash scripts/make-tiny-model.sh "$model_dir"
 fi
 if [ "${SMOKE:-0}" = 1 ]; then
@@ -39,28 +41,33 @@ task=() sets=() grpo_extra=()
 if [ "${QUICK:-0}" = 1 ]; then
   # A few minutes' check of the whole pipeline (too short to learn): the same task, fewer steps.
   demo=${DEMO_DIR:-runs/tiny-demo-quick} sft_steps=${SFT_STEPS:-100} grpo_steps=${GRPO_STEPS:-4}
-  attempts=12 problems=1300 val=100
+  attempts=20 problems=1300 val=100
   task=(data.val_size=100)
   grpo_extra=(data.train_batch_size=16 actor.ppo_mini_batch_size=16 trainer.test_freq=4)
 else
   demo=${DEMO_DIR:-runs/tiny-demo} sft_steps=${SFT_STEPS:-800} grpo_steps=${GRPO_STEPS:-30}
-  attempts=12 problems=1300 val=500
+  attempts=20 problems=1300 val=500
 fi
 for kv in "${task[@]}"; do sets+=(--set "$kv"); done
 ckpt=$(printf '%s/sft/checkpoints/step_%08d' "$demo" "$sft_steps")
 batch=$(awk '/train_batch_size:/ { print $2; exit }' configs/tiny/sft.yaml)
 
-echo "== 1/3 warm-up corpus ($demo/warmup.jsonl)"
-if [ ! -f "$demo/warmup.jsonl" ]; then
-  "$bin" data countdown-sft --config configs/tiny/grpo.yaml "${sets[@]}" --problems "$problems" \
-    --attempts "$attempts" --min-attempts 1 --answer last --compare --examples $((sft_steps * batch)) \
-    --out "$demo/warmup.jsonl"
-fi
-echo "== 2/3 SFT warm-up, $sft_steps steps ($demo/sft)"
-if [ ! -f "$ckpt/trainer_state.json" ]; then
-  "$bin" --config configs/tiny/sft.yaml model.path="$model_dir/model" data.train_files="$demo/warmup.jsonl" \
-    trainer.run_dir="$demo/sft" trainer.total_steps="$sft_steps" trainer.save_freq="$sft_steps" \
-    trainer.test_freq=0 logging.tensorboard=false "${task[@]}"
+if [ -n "${WARM_MODEL:-}" ]; then
+  echo "== 1/3, 2/3 skipped: GRPO from the warmed-up model $WARM_MODEL"
+  ckpt=$WARM_MODEL
+else
+  echo "== 1/3 warm-up corpus ($demo/warmup.jsonl)"
+  if [ ! -f "$demo/warmup.jsonl" ]; then
+    "$bin" data countdown-sft --config configs/tiny/grpo.yaml "${sets[@]}" --problems "$problems" \
+      --order fixed --attempts "$attempts" --min-attempts 1 --answer last --compare \
+      --examples $((sft_steps * batch)) --out "$demo/warmup.jsonl"
+  fi
+  echo "== 2/3 SFT warm-up, $sft_steps steps ($demo/sft)"
+  if [ ! -f "$ckpt/trainer_state.json" ]; then
+    "$bin" --config configs/tiny/sft.yaml model.path="$model_dir/model" data.train_files="$demo/warmup.jsonl" \
+      trainer.run_dir="$demo/sft" trainer.total_steps="$sft_steps" trainer.save_freq="$sft_steps" \
+      trainer.test_freq=0 logging.tensorboard=false "${task[@]}"
+  fi
 fi
 echo "== 3/3 GRPO on Countdown, $grpo_steps steps ($demo/grpo)"
 "$bin" --config configs/tiny/grpo.yaml model.path="$ckpt" trainer.run_dir="$demo/grpo" \
