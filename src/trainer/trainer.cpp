@@ -163,11 +163,11 @@ void for_each_update(int64_t B, int64_t mini_rows, int64_t micro_rows, int64_t e
     std::vector<int64_t> order = permutation(B, derive_seed(seed, static_cast<uint64_t>(step), static_cast<uint64_t>(epoch)));
     for (int64_t mb = 0; mb < B; mb += mini_rows) {
       std::vector<int64_t> mini(order.begin() + mb, order.begin() + std::min(B, mb + mini_rows));
-      std::sort(mini.begin(), mini.end());
-      if (lengths)
-        std::stable_sort(mini.begin(), mini.end(), [&](int64_t a, int64_t b) {
-          return (*lengths)[static_cast<size_t>(a)] < (*lengths)[static_cast<size_t>(b)];
-        });
+      std::sort(mini.begin(), mini.end(), [&](int64_t a, int64_t b) {
+        if (!lengths) return a < b;
+        const int64_t la = (*lengths)[static_cast<size_t>(a)], lb = (*lengths)[static_cast<size_t>(b)];
+        return la != lb ? la < lb : a < b;
+      });
       begin_mini(mini);
       for (size_t start = 0; start < mini.size(); start += static_cast<size_t>(micro_rows))
         micro(std::vector<int64_t>(mini.begin() + start, mini.begin() + std::min(mini.size(), start + micro_rows)),

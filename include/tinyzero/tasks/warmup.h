@@ -21,7 +21,7 @@
 //              4*5=20<26; 3*7=21: 21+5=26=26 </think> <answer>(3*7)+5</answer>"
 //
 // (here the 8-candidate prefix happens to end on the hit; its length never depends on the target).
-// Over 3 numbers from 1..9 the whole list is 20 to 45 candidates; a model that has learnt it lists
+// Over 3 numbers from 1..9 the whole list is 15 to 46 candidates (32 on average); a model that has learnt it lists
 // candidates without repeating itself, which random attempts did not give greedy decoding.
 #pragma once
 
@@ -37,7 +37,7 @@ namespace tinyzero {
 
 class PromptTemplate;
 
-// One random equation over all the numbers of a problem.
+// One equation over all the numbers of a problem: a random attempt, or a candidate of the ordered layout.
 struct CountdownAttempt {
   std::string expression;  // e.g. "(3+7)*5": no spaces, parentheses around every inner operation
   std::string worked;      // the expression reduced one operation at a time: "(3+7)*5=10*5=50";

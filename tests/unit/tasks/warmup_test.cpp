@@ -64,7 +64,9 @@ void check_attempt(const CountdownAttempt& a, std::vector<int64_t> nums) {
     auto v = python_eval(parts[k]);
     ASSERT_TRUE(v.has_value()) << parts[k];
     // An int, or a float from true division ("/") that python_close() finds equal to the value.
-    if (parts[k].find('/') == std::string::npos) EXPECT_EQ(v->kind, PyNumber::Kind::kInt) << parts[k];
+    if (parts[k].find('/') == std::string::npos) {
+      EXPECT_EQ(v->kind, PyNumber::Kind::kInt) << parts[k];
+    }
     EXPECT_TRUE(python_close(*v, a.value)) << parts[k] << " = " << python_repr(*v) << ", not " << a.value;
     const auto ops =
         std::count_if(parts[k].begin(), parts[k].end(), [](char c) { return std::strchr("+-*/", c); });
@@ -84,7 +86,9 @@ TEST(Warmup, EveryTraceHasCorrectArithmeticAndUsesEachNumberOnce) {
       std::vector<int64_t> nums;
       for (int k = 0; k < size; ++k) nums.push_back(static_cast<int64_t>((index * 7 + k * 13 + trial) % 25));
       const auto attempts = random_countdown_attempts(nums, 8, 5, index);
-      if (size >= 4) EXPECT_EQ(attempts.size(), 8u);
+      if (size >= 4) {
+        EXPECT_EQ(attempts.size(), 8u);
+      }
       EXPECT_GE(attempts.size(), 1u);
       std::set<int64_t> distinct;
       for (const auto& a : attempts) {
@@ -130,7 +134,9 @@ TEST(Warmup, InnerOperationsAreParenthesisedAndReducedLeftFirst) {
   // Four numbers: two inner operations, the left one first.
   for (uint64_t i = 0; i < 400; ++i)
     for (const auto& a : random_countdown_attempts({2, 3, 4, 5}, 8, 3, i))
-      if (a.expression == "(2+3)*(5-4)") EXPECT_EQ(a.worked, "(2+3)*(5-4)=5*(5-4)=5*1=5");
+      if (a.expression == "(2+3)*(5-4)") {
+        EXPECT_EQ(a.worked, "(2+3)*(5-4)=5*(5-4)=5*1=5");
+      }
 }
 
 TEST(Warmup, DeterministicInSeedAndIndex) {
@@ -154,8 +160,8 @@ TEST(Warmup, ResponseIsOneLineThatTheTinyZeroRewardReads) {
   Problem p;
   p.nums = {3, 7, 5};
   p.target = 26;
-  const std::vector<CountdownAttempt> attempts = {{"(3+7)*5", "(3+7)*5=10*5=50", 50},
-                                                  {"(3*7)+5", "(3*7)+5=21+5=26", 26}};
+  const std::vector<CountdownAttempt> attempts = {{"(3+7)*5", "(3+7)*5=10*5=50", 50, ""},
+                                                  {"(3*7)+5", "(3*7)+5=21+5=26", 26, ""}};
   const std::string wrong = countdown_warmup_response(attempts, 0);
   EXPECT_EQ(wrong, " (3+7)*5=10*5=50, (3*7)+5=21+5=26 </think> <answer>(3+7)*5</answer>");
   const std::string right = countdown_warmup_response(attempts, 1);
@@ -195,7 +201,7 @@ TEST(Warmup, ExamplesAnswerOneOfTheirAttemptsPickedWithoutLookingAtTheTarget) {
     size_t hitting = 0;
     for (size_t k = 0; k < tries.size(); ++k) {
       const auto parts = split(tries[k], "=");
-      CountdownAttempt a{parts.front(), tries[k], std::stoll(parts.back())};
+      CountdownAttempt a{parts.front(), tries[k], std::stoll(parts.back()), ""};
       check_attempt(a, p.nums);
       hitting += a.value == p.target;
       if (a.expression == answer) at = static_cast<int>(k);
@@ -236,7 +242,7 @@ TEST(Warmup, LastAnswerOptionAnswersTheLastOfAVaryingNumberOfAttempts) {
     ASSERT_LE(tries.size(), 7u);
     ++lengths[tries.size()];
     const auto parts = split(tries.back(), "=");
-    check_attempt(CountdownAttempt{parts.front(), tries.back(), std::stoll(parts.back())}, p.nums);
+    check_attempt(CountdownAttempt{parts.front(), tries.back(), std::stoll(parts.back()), ""}, p.nums);
     EXPECT_EQ(e.response.substr(think_end + 18), parts.front() + "</answer>");
     EXPECT_EQ(e.answer_hits, std::stoll(parts.back()) == p.target);
     hits += e.answer_hits;
@@ -251,9 +257,9 @@ TEST(Warmup, LastAnswerOptionAnswersTheLastOfAVaryingNumberOfAttempts) {
 }
 
 TEST(Warmup, CompareEndsEachAttemptWithItsValuesRelationToTheTarget) {
-  const std::vector<CountdownAttempt> attempts = {{"(3+7)*5", "(3+7)*5=10*5=50", 50},
-                                                  {"7-(5-3)", "7-(5-3)=7-2=5", 5},
-                                                  {"(3*7)+5", "(3*7)+5=21+5=26", 26}};
+  const std::vector<CountdownAttempt> attempts = {{"(3+7)*5", "(3+7)*5=10*5=50", 50, ""},
+                                                  {"7-(5-3)", "7-(5-3)=7-2=5", 5, ""},
+                                                  {"(3*7)+5", "(3*7)+5=21+5=26", 26, ""}};
   EXPECT_EQ(countdown_warmup_response(attempts, 2, 26),
             " (3+7)*5=10*5=50>26, 7-(5-3)=7-2=5<26, (3*7)+5=21+5=26=26 </think> <answer>(3*7)+5</answer>");
   // In a corpus, the comparisons are with each problem's own target, and the trace is otherwise the
@@ -302,7 +308,9 @@ TEST(Warmup, OrderedLayoutListsEveryCandidateOnceInTheFixedOrder) {
       EXPECT_EQ(used, sorted);
       EXPECT_EQ(split(a.worked, "=").back(), std::to_string(a.value));
       EXPECT_EQ(a.group.empty(), nums.size() == 2);
-      if (a.group != previous_group) EXPECT_TRUE(groups_seen.insert(a.group).second) << "groups are contiguous and distinct";
+      if (a.group != previous_group) {
+        EXPECT_TRUE(groups_seen.insert(a.group).second) << "groups are contiguous and distinct";
+      }
       previous_group = a.group;
       ordered.insert(a.value);
     }
