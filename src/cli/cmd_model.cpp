@@ -113,6 +113,14 @@ void run_init(const InitArgs& a) {
   if (!a.tokenizer.empty() && !has_tokenizer(a.tokenizer)) {
     throw UsageError("--tokenizer " + a.tokenizer + " has no tokenizer.json or tokenizer.model");
   }
+  if (!a.tokenizer.empty() && config.eos_token_ids.empty()) {
+    // A model made for a tokenizer ends where that tokenizer's EOS is, as Hugging Face models say in
+    // config.json and generation_config.json: written there, generate, transformers and vLLM stop
+    // on it without being told.
+    const auto tok = load_tokenizer(a.tokenizer);
+    if (tok->eos_id() && *tok->eos_id() < config.vocab_size) config.eos_token_ids = {*tok->eos_id()};
+    if (!config.bos_token_id && tok->bos_id() && *tok->bos_id() < config.vocab_size) config.bos_token_id = tok->bos_id();
+  }
   torch::manual_seed(a.seed);
   CausalLM model(config);
   save_causal_lm(*model, a.out, dtype, a.tokenizer);
@@ -186,8 +194,8 @@ void run_generate(const GenerateArgs& a) {
   }
   TransformerConfig config = load_transformer_config(a.model);
 
-  // EOS ids: --eos-id, else generation_config.json, else config.json. Pad: --pad-id, tokenizer,
-  // generation_config, config, first EOS, 0.
+  // EOS ids: --eos-id, else generation_config.json, else config.json, else the tokenizer's. Pad:
+  // --pad-id, tokenizer, generation_config, config, first EOS, 0.
   json gen_cfg;
   if (std::filesystem::exists(a.model + "/generation_config.json"))
     gen_cfg = read_json(a.model + "/generation_config.json");
@@ -200,6 +208,7 @@ void run_generate(const GenerateArgs& a) {
     } else {
       eos = config.eos_token_ids;
     }
+    if (eos.empty() && tok && tok->eos_id()) eos.push_back(*tok->eos_id());
   }
   int64_t pad = 0;
   if (a.pad_id)
@@ -342,7 +351,7 @@ CommandRegistration reg([](CLI::App& app) {
   cg->add_option("--seed", g->seed, "Sampler seed")->capture_default_str();
   cg->add_option("--max-new-tokens", g->max_new_tokens, "Tokens to generate per row")->required();
   cg->add_option("--eos-id", g->eos_ids,
-                 "Stop ids (repeatable; default: generation_config.json / config.json)");
+                 "Stop ids (repeatable; default: generation_config.json, config.json, tokenizer)");
   cg->add_flag("--no-eos", g->no_eos, "Never stop on EOS");
   cg->add_option("--pad-id", g->pad_id, "Pad id for finished rows (default: tokenizer, configs, first EOS)");
   cg->add_option("--num-samples", g->num_samples, "Samples per prompt")->capture_default_str();

@@ -8,10 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "support/cli.h"
 #include "tinyzero/core/files.h"
 #include "tinyzero/io/safetensors.h"
+#include "tinyzero/tokenizer/tokenizer.h"
 
 namespace tinyzero {
 namespace {
@@ -101,6 +103,29 @@ TEST_F(ModelCli, InitWritesALoadableModelAndSamplingIsSeeded) {
   json ja = json::parse(a.output);
   EXPECT_EQ(ja["new_ids"].size(), 6u);
   EXPECT_EQ(ja["new_ids"][0].size(), 6u);
+}
+
+TEST_F(ModelCli, InitWithATokenizerWritesItsEosAndGenerateFallsBackToIt) {
+  // A model made for a tokenizer says where it ends (config.json and generation_config.json, as
+  // Hugging Face models do), so that generate, transformers and vLLM stop there without being told.
+  const std::string tok = std::string(TZ_TEST_DATA_DIR) + "/qwen-tokenizer";
+  const std::optional<int64_t> eos = load_tokenizer(tok)->eos_id();
+  ASSERT_TRUE(eos.has_value());
+  write_file_atomic(path("cfg.json"), R"({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+      "vocab_size": 151936, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+      "num_attention_heads": 2, "num_key_value_heads": 1, "tie_word_embeddings": true})");
+  testing::CliResult r = run_cli("init --model-config " + path("cfg.json") + " --tokenizer " + tok + " --out " + path("m"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(json::parse(read_file(path("m/config.json"))).value("eos_token_id", json()), json(*eos));
+  EXPECT_EQ(json::parse(read_file(path("m/generation_config.json"))).value("eos_token_id", json()), json(*eos));
+
+  // A model with no EOS of its own (init without a tokenizer): generate takes the tokenizer's.
+  ASSERT_EQ(run_cli("init --model-config " + path("cfg.json") + " --out " + path("bare")).exit_code, 0);
+  EXPECT_FALSE(json::parse(read_file(path("bare/config.json"))).contains("eos_token_id"));
+  r = run_cli("generate --model " + path("bare") + " --tokenizer " + tok +
+              " --prompt hello --greedy --max-new-tokens 2 --output " + path("out.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(json::parse(read_file(path("out.json")))["eos_ids"], json::array({*eos}));
 }
 
 TEST_F(ModelCli, ErrorsAreOneLineWithExitCodes) {
