@@ -57,6 +57,7 @@ struct SftArgs {
   int64_t problems = 4000, examples = 0, attempts = 8, min_attempts = 0, seed = 0;
   std::string answer = "random", order = "random";
   bool compare = false;
+  double stop_prob = 0;
 };
 
 // Problems from their own stream of --seed (3: neither validation's 1 nor training's 2), none of them
@@ -92,7 +93,7 @@ void run_countdown_sft(const SftArgs& args) {
       countdown_warmup_examples(problems, count, prompt,
                                 WarmupOptions{args.min_attempts > 0 ? args.min_attempts : args.attempts,
                                               args.attempts, args.answer == "last", args.compare,
-                                              args.order == "fixed"},
+                                              args.order == "fixed", args.stop_prob},
                                 static_cast<uint64_t>(args.seed));
   std::string jsonl, text;
   size_t hits = 0, chars = 0;
@@ -166,6 +167,11 @@ CommandRegistration reg([](CLI::App& app) {
       ->capture_default_str();
   sft->add_option("--min-attempts", sd->min_attempts,
                   "fewest attempts: each trace has a number uniform in [this, --attempts]; 0 = --attempts")
+      ->capture_default_str();
+  sft->add_option("--stop-prob", sd->stop_prob,
+                  "> 0: trace lengths geometric instead of uniform: from --min-attempts on, a trace ends after "
+                  "each attempt with this probability (at most --attempts), whatever it reached")
+      ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   sft->add_option("--answer", sd->answer, "which attempt is the answer: last or random")
       ->check(CLI::IsMember({"last", "random"}))

@@ -219,12 +219,21 @@ std::vector<WarmupExample> countdown_warmup_examples(const std::vector<Problem>&
     throw ConfigError("countdown_warmup_examples: attempts from " + std::to_string(options.min_attempts) +
                       " to " + std::to_string(options.max_attempts) +
                       "; use at least 1, and a maximum no smaller than the minimum");
+  if (!(options.stop_prob >= 0 && options.stop_prob <= 1))
+    throw ConfigError("countdown_warmup_examples: stop probability " + std::to_string(options.stop_prob) +
+                      " is not in [0, 1]");
   std::vector<WarmupExample> out;
   out.reserve(count);
   for (size_t i = 0; i < count; ++i) {
     const Problem& p = problems[i % problems.size()];
     Rng rng(seed, (kAnswerStream << 40) + i);
-    const int64_t attempts = rng.uniform(options.min_attempts, options.max_attempts);
+    int64_t attempts = options.min_attempts;
+    if (options.stop_prob > 0) {
+      while (attempts < options.max_attempts && static_cast<double>(rng.next() >> 11) * 0x1.0p-53 >= options.stop_prob)
+        ++attempts;
+    } else {
+      attempts = rng.uniform(options.min_attempts, options.max_attempts);
+    }
     std::vector<CountdownAttempt> tries;
     if (options.ordered) {
       tries = ordered_countdown_attempts(p.nums);

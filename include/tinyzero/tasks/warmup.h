@@ -79,6 +79,10 @@ struct WarmupOptions {
   bool answer_last = false;                    // answer the last attempt; else one picked uniformly
   bool compare = false;                        // compare each attempt's value with the target
   bool ordered = false;                        // a prefix of ordered_countdown_attempts(), not random ones
+  // > 0: the number of attempts is geometric instead: from min_attempts on, the trace ends after each
+  // attempt with this probability (at most max_attempts, and the list's end), so whether it ends
+  // never depends on how far it got, nor on the target.
+  double stop_prob = 0;
 };
 
 // One example per problem, cycling through `problems` until `count` examples are made: prompt from

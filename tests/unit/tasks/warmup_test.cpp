@@ -357,6 +357,37 @@ TEST(Warmup, OrderedTracesAreTargetBlindPrefixesWrittenByGroup) {
   EXPECT_LT(static_cast<double>(hits) / a.size(), 0.2);
 }
 
+TEST(Warmup, StopProbabilityGivesGeometricTargetBlindLengths) {
+  // With a stop probability h every trace ends after each candidate with probability h, whatever it
+  // reached: P(n candidates) = (1 - h)^(n - 1) h until the list ends, and the same example of the
+  // same problem with another target has the same length.
+  std::vector<Problem> problems = generate_countdown(60, 5, 3, CountdownOptions{3, 3, 1, 9, 1, 50});
+  std::vector<Problem> moved = problems;
+  for (auto& p : moved) p.target += 1;
+  const PromptTemplate prompt(TaskKind::kCountdown, "{numbers} {target}");
+  WarmupOptions o{1, 64, true, true, true, 0.25};
+  const size_t count = 4000;
+  const auto a = countdown_warmup_examples(problems, count, prompt, o, 7);
+  const auto b = countdown_warmup_examples(moved, count, prompt, o, 7);
+  auto candidates = [](const std::string& r) {
+    return static_cast<size_t>(std::count(r.begin(), r.end(), ',') + std::count(r.begin(), r.end(), ';') + 1);
+  };
+  std::vector<size_t> at_least(8, 0);  // traces with at least k candidates, k < 8 (every list is longer)
+  for (size_t i = 0; i < count; ++i) {
+    const size_t n = candidates(a[i].response);
+    ASSERT_EQ(n, candidates(b[i].response)) << a[i].response;
+    ASSERT_LE(n, ordered_countdown_attempts(problems[i % problems.size()].nums).size());
+    for (size_t k = 1; k < at_least.size() && k <= n; ++k) ++at_least[k];
+  }
+  EXPECT_EQ(at_least[1], count);
+  // The chance of going on past each of the first candidates is 1 - h = 0.75 (4,000 traces: the
+  // standard error of each ratio is under 0.015).
+  for (size_t k = 2; k < at_least.size(); ++k)
+    EXPECT_NEAR(static_cast<double>(at_least[k]) / at_least[k - 1], 0.75, 0.06) << k;
+  o.stop_prob = 1.5;  // not a probability
+  EXPECT_THROW(countdown_warmup_examples(problems, 4, prompt, o, 1), ConfigError);
+}
+
 TEST(Warmup, RejectsAnEmptyAttemptRange) {
   std::vector<Problem> problems = generate_countdown(4, 5, 3, CountdownOptions{3, 3, 1, 9, 1, 50});
   const PromptTemplate prompt(TaskKind::kCountdown, "{numbers} {target}");
