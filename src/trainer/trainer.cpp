@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <sstream>
 
 #include "tinyzero/core/errors.h"
@@ -181,6 +182,48 @@ at::Tensor row_index(const std::vector<int64_t>& rows, const at::Device& device)
   return torch::tensor(rows, torch::kLong).to(device);
 }
 
+// Response lengths of the rows of `r` (B,), on the host.
+std::vector<int64_t> response_lengths(const Rollout& r) {
+  const at::Tensor lengths = r.response_mask.sum(1).to(torch::kCPU).to(torch::kLong).contiguous();
+  return std::vector<int64_t>(lengths.data_ptr<int64_t>(), lengths.data_ptr<int64_t>() + lengths.numel());
+}
+
+// Columns of the response block that rows `index` of `r` use: one past the last response token of the
+// longest of them (at least 1). The rest is right padding, most of the batch when lengths vary.
+int64_t response_width(const Rollout& r, const at::Tensor& index) {
+  const at::Tensor used = (r.response_mask.index_select(0, index) != 0).any(0).nonzero();
+  return used.numel() > 0 ? used.max().item<int64_t>() + 1 : std::min<int64_t>(r.response_len(), 1);
+}
+
+// All rows of `r`, shortest response first, cut into chunks of `micro` rows: a no-grad pass over a chunk
+// is then only as wide as its own longest row, instead of the longest of `micro` rows in sampling order.
+std::vector<std::vector<int64_t>> length_sorted_chunks(const Rollout& r, int64_t micro) {
+  const std::vector<int64_t> len = response_lengths(r);
+  std::vector<int64_t> order(static_cast<size_t>(r.rows()));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return len[static_cast<size_t>(a)] < len[static_cast<size_t>(b)];
+  });
+  std::vector<std::vector<int64_t>> chunks;
+  for (size_t start = 0; start < order.size(); start += static_cast<size_t>(micro))
+    chunks.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(start),
+                        order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), start + static_cast<size_t>(micro))));
+  return chunks;
+}
+
+// Runs `pass` (rows -> (rows, R)) over the length-sorted chunks of `r` and puts each result back at its
+// rows: (B, R) in the rollout's row order.
+at::Tensor by_length_chunks(const Rollout& r, int64_t micro,
+                            const std::function<at::Tensor(const std::vector<int64_t>&)>& pass) {
+  at::Tensor out;
+  for (const auto& rows : length_sorted_chunks(r, micro)) {
+    at::Tensor part = pass(rows);
+    if (!out.defined()) out = at::zeros({r.rows(), part.size(1)}, part.options());
+    out.index_copy_(0, row_index(rows, part.device()), part);
+  }
+  return out;
+}
+
 }  // namespace
 
 void check_run_inputs(const TrainConfig& c) {
@@ -255,6 +298,7 @@ struct Trainer::State {
                                 bool with_grad, at::Tensor* entropy);
   at::Tensor batched_log_probs(CausalLMImpl& model, const Rollout& r);
   at::Tensor batched_values(const Rollout& r);
+  at::Tensor critic_values(const Rollout& r, const std::vector<int64_t>& rows);
   // Clips the gradients of `opt`'s parameters and steps it; a non-finite norm skips the step (counted,
   // and too many in a row throw). Returns the norm, or NaN for a skipped step.
   double apply_update(DataParallelOptimizer& opt, const OptimConfig& optim, double lr, const char* what);
@@ -504,12 +548,11 @@ std::vector<Rollout> Trainer::State::generate_rollouts(const std::vector<Problem
 // position j is predicted at sequence position P - 1 + j.
 at::Tensor Trainer::State::response_log_probs(CausalLMImpl& model, const Rollout& r, const std::vector<int64_t>& rows,
                                               bool with_grad, at::Tensor* entropy) {
-  at::Tensor index = torch::tensor(rows, torch::kLong).to(device);
+  at::Tensor index = row_index(rows, device);
   const int64_t P = r.prompt_len, R = r.response_len();
-  // Only as wide as the longest response among these rows (the rest is right padding; with responses of
-  // varying length it is most of the batch), then padded back to R with zeros, which the masks ignore.
-  const at::Tensor used = (r.response_mask.index_select(0, index) != 0).any(0).nonzero();
-  const int64_t width = used.numel() > 0 ? used.max().item<int64_t>() + 1 : std::min<int64_t>(R, 1);
+  // Only as wide as the longest response among these rows, then padded back to R with zeros, which the
+  // masks ignore.
+  const int64_t width = response_width(r, index);
   at::Tensor ids = r.input_ids.index_select(0, index).narrow(1, 0, P + width);
   at::Tensor mask = r.attention_mask.index_select(0, index).narrow(1, 0, P + width);
   LogProbOptions opt;
@@ -527,30 +570,28 @@ at::Tensor Trainer::State::response_log_probs(CausalLMImpl& model, const Rollout
 }
 
 at::Tensor Trainer::State::batched_log_probs(CausalLMImpl& model, const Rollout& r) {
-  std::vector<at::Tensor> parts;
-  const int64_t micro = config.rollout.log_prob_micro_batch_size;
-  for (int64_t start = 0; start < r.rows(); start += micro) {
-    std::vector<int64_t> rows;
-    for (int64_t i = start; i < std::min(r.rows(), start + micro); ++i) rows.push_back(i);
-    parts.push_back(response_log_probs(model, r, rows, false, nullptr));
-  }
-  return torch::cat(parts, 0);
+  return by_length_chunks(r, config.rollout.log_prob_micro_batch_size, [&](const std::vector<int64_t>& rows) {
+    return response_log_probs(model, r, rows, false, nullptr);
+  });
 }
 
-// Critic values of the response positions, (B, R): the value of the state before response token j is
-// read at sequence position P - 1 + j, where the token's log-prob is.
+// Critic values of the response positions of `rows`, (rows, R): the value of the state before response
+// token j is read at sequence position P - 1 + j, where the token's log-prob is. Like response_log_probs,
+// the pass is only as wide as the longest of these responses.
+at::Tensor Trainer::State::critic_values(const Rollout& r, const std::vector<int64_t>& rows) {
+  at::Tensor index = row_index(rows, device);
+  const int64_t P = r.prompt_len, R = r.response_len(), width = response_width(r, index);
+  AutocastGuard autocast(device, config.model.autocast_bf16);
+  at::Tensor v = critic->values(r.input_ids.index_select(0, index).narrow(1, 0, P + width),
+                                r.attention_mask.index_select(0, index).narrow(1, 0, P + width));
+  return at::constant_pad_nd(v.narrow(1, P - 1, width), {0, R - width}, 0);
+}
+
 at::Tensor Trainer::State::batched_values(const Rollout& r) {
   torch::NoGradGuard no_grad;
-  AutocastGuard autocast(device, config.model.autocast_bf16);
   critic->train(false);
-  std::vector<at::Tensor> parts;
-  const int64_t micro = config.rollout.log_prob_micro_batch_size;
-  for (int64_t start = 0; start < r.rows(); start += micro) {
-    const int64_t len = std::min(micro, r.rows() - start);
-    at::Tensor v = critic->values(r.input_ids.narrow(0, start, len), r.attention_mask.narrow(0, start, len));
-    parts.push_back(v.narrow(1, r.prompt_len - 1, r.response_len()));
-  }
-  return torch::cat(parts, 0);
+  return by_length_chunks(r, config.rollout.log_prob_micro_batch_size,
+                          [&](const std::vector<int64_t>& rows) { return critic_values(r, rows); });
 }
 
 std::pair<int64_t, int64_t> Trainer::State::update_batch_rows(const Rollout& r, int64_t micro_batch_size) const {
@@ -603,8 +644,9 @@ void Trainer::State::update_critic(const Rollout& r, Metrics& m) {
   const auto t0 = Clock::now();
   place_critic(true);
   critic->train(true);
-  const int64_t B = r.rows(), P = r.prompt_len, R = r.response_len();
+  const int64_t B = r.rows();
   const auto [mini_rows, micro_rows] = update_batch_rows(r, c.critic.ppo_micro_batch_size);
+  const std::vector<int64_t> row_lengths = response_lengths(r);
   LossAggregation agg;
   agg.mode = LossAggMode::kTokenMean;
   const double lr = learning_rate_at(c.critic.optim, step, c.trainer.total_steps);
@@ -621,9 +663,7 @@ void Trainer::State::update_critic(const Rollout& r, Metrics& m) {
       [&](const std::vector<int64_t>& rows, bool last) {
         at::Tensor idx = row_index(rows, device);
         at::Tensor rmask = r.response_mask.index_select(0, idx);
-        AutocastGuard autocast(device, c.model.autocast_bf16);
-        at::Tensor vpreds = critic->values(r.input_ids.index_select(0, idx), r.attention_mask.index_select(0, idx))
-                                .narrow(1, P - 1, R);  // (rows, R)
+        at::Tensor vpreds = critic_values(r, rows);  // (rows, R)
         ValueLossResult vl = compute_value_loss(vpreds, r.returns.index_select(0, idx), r.values.index_select(0, idx),
                                                 rmask, c.critic.cliprange_value, agg);
         if (last) critic_optimizer->arm_overlap();
@@ -636,7 +676,8 @@ void Trainer::State::update_critic(const Rollout& r, Metrics& m) {
       [&] {
         const double norm = apply_update(*critic_optimizer, c.critic.optim, lr, "critic");
         if (std::isfinite(norm)) norm_sum += norm, ++steps;
-      });
+      },
+      &row_lengths);
   critic->train(false);
   place_critic(false);
   const std::vector<double> sum = pg->all_reduce({loss_sum, clip_sum, weight_sum}, ReduceOp::kSum);
@@ -803,9 +844,8 @@ Metrics Trainer::State::rl_step() {
   double grad_norm_sum = 0;
   int64_t optimizer_steps = 0, skipped = 0;
   const double lr = learning_rate_at(c.actor.optim, step, c.trainer.total_steps);
-  // Response lengths (B,), on the host: the update's micro-batch grouping, then the length metrics.
-  const at::Tensor lengths = r.response_mask.sum(1).to(torch::kCPU).to(torch::kLong).contiguous();
-  const std::vector<int64_t> row_lengths(lengths.data_ptr<int64_t>(), lengths.data_ptr<int64_t>() + lengths.numel());
+  // Response lengths: the update's micro-batch grouping, then the length metrics.
+  const std::vector<int64_t> row_lengths = response_lengths(r);
   for_each_update(
       B, mini_rows, micro_rows, c.actor.ppo_epochs, c.trainer.seed ^ 0x5eed, step,
       [&](const std::vector<int64_t>& mini) {
@@ -860,6 +900,7 @@ Metrics Trainer::State::rl_step() {
   const at::Tensor seq_scores = torch::tensor(all_scores).to(torch::kDouble);
   const at::Tensor adv_valid = r.advantages.masked_select(r.response_mask > 0).to(torch::kCPU).to(torch::kDouble);
   const bool has_adv = adv_valid.numel() > 0;
+  const at::Tensor lengths = torch::tensor(row_lengths).to(torch::kDouble);
   auto count_of = [](const std::vector<bool>& flags) {
     return static_cast<double>(std::count(flags.begin(), flags.end(), true));
   };

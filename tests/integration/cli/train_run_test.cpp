@@ -165,7 +165,9 @@ TEST_F(TrainRun, RlMicroBatchesGiveTheWholeBatchGradient) {
   // The policy update sorts a mini-batch by response length and runs each micro-batch only as wide as
   // its longest response. From a model that ends its responses (30 SFT steps on the eight pairs), one
   // GRPO step with KL loss and entropy bonus must give the same loss and gradient norm whether
-  // micro-batches hold 1, 4 or all 16 rows.
+  // micro-batches hold 1, 4 or all 16 rows. The reference log-probs are computed over chunks sorted by
+  // length and put back at their rows: at step 1 the policy is the reference, so the KL is zero only if
+  // every row got its own.
   auto sft = train("sft_for_rl", "algorithm.name=sft data.train_files=" + shell_quote(write_sft_pairs()) +
                                      kSftOverrides + " trainer.save_freq=30");
   ASSERT_EQ(sft.exit_code, 0) << sft.output;
@@ -190,6 +192,7 @@ TEST_F(TrainRun, RlMicroBatchesGiveTheWholeBatchGradient) {
       const double want = step1[0][key].get<double>(), got = step1[m][key].get<double>();
       EXPECT_NEAR(got, want, 1e-4 * std::abs(want) + 1e-7) << key << ", micro-batch case " << m;
     }
+  for (const auto& m : step1) EXPECT_LT(std::abs(m["actor/kl_loss"].get<double>()), 1e-6);
 }
 
 TEST_F(TrainRun, SftMicroBatchesGiveTheWholeBatchLoss) {
