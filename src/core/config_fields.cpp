@@ -146,6 +146,9 @@ void TrainerConfig::describe(Schema& s) {
           Check::one_of_or({"auto", "off"}, "a checkpoint directory"));
   s.field("test_freq", &test_freq, 100, "validate every N steps (and at the end); 0 = never", Check::non_negative());
   s.field("val_before_train", &val_before_train, true, "validate the base model before the first step");
+  s.field("validation_data_dir", &validation_data_dir, "",
+          "write each validation's generations to DIR/step_N.jsonl (one line per held-out problem: index, prompt, "
+          "response, score, correct; DIR/step_N.rankR.jsonl per rank when distributed); empty = off");
   s.field("max_consecutive_nonfinite", &max_consecutive_nonfinite, 5, "stop after this many steps in a row with non-finite gradients", Check::at_least(1));
 }
 

@@ -1050,6 +1050,7 @@ Metrics Trainer::validate() {
   double score_sum = 0;
   int64_t correct = 0, format = 0, count = 0;
   double length_sum = 0;
+  std::string generations;  // JSONL for trainer.validation_data_dir
   // Each rank validates its contiguous share of the held-out set; the sums are added over ranks.
   const auto [share_begin, share_end] = s.my_share(static_cast<int64_t>(s.problems.val.size()));
   ProgressBar bar("validation", share_end - share_begin, c.logging.progress && s.pg->is_main());
@@ -1060,11 +1061,25 @@ Metrics Trainer::validate() {
     const bool greedy = c.rollout.val_temperature == 0;
     auto parts = s.generate_rollouts(chunk, 1, greedy, c.rollout.val_temperature,
                                      derive_seed(c.trainer.seed, 0x7a1, static_cast<uint64_t>(s.step), start), &bar);
+    int64_t index = static_cast<int64_t>(start);
     for (auto& r : parts) {
       score_sum += r.scores.sum().item<double>();
       length_sum += r.response_mask.sum().item<double>();
-      for (int64_t i = 0; i < r.rows(); ++i) correct += r.correct[i], format += r.format_ok[i], ++count;
+      for (int64_t i = 0; i < r.rows(); ++i) {
+        correct += r.correct[i], format += r.format_ok[i], ++count;
+        if (!c.trainer.validation_data_dir.empty())
+          generations += nlohmann::json{{"index", index++}, {"prompt", r.prompts[i]}, {"response", r.responses[i]},
+                                        {"score", r.scores[i].item<double>()}, {"correct", static_cast<bool>(r.correct[i])}}
+                             .dump() + "\n";
+      }
     }
+  }
+  if (!c.trainer.validation_data_dir.empty()) {
+    const fs::path dir(c.trainer.validation_data_dir);
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    const std::string name = checkpoint_name(s.step) + (s.world() > 1 ? ".rank" + std::to_string(s.pg->rank()) : "");
+    write_file_atomic((dir / (name + ".jsonl")).string(), generations);
   }
   const std::vector<double> sum = s.pg->all_reduce(
       {score_sum, static_cast<double>(correct), static_cast<double>(format), length_sum, static_cast<double>(count)},

@@ -151,6 +151,7 @@ struct TrainerConfig {
   std::string resume;
   int64_t test_freq;
   bool val_before_train;
+  std::string validation_data_dir;
   int64_t max_consecutive_nonfinite;
   TrainerConfig() { apply_section_defaults(this); }
   void describe(Schema& s);

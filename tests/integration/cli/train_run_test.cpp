@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -48,7 +49,7 @@ class TrainRun : public ::testing::Test {
 };
 
 TEST_F(TrainRun, GrpoStepsWriteMetricsAndAHuggingFaceCheckpoint) {
-  auto r = train("grpo", "");
+  auto r = train("grpo", "trainer.validation_data_dir=" + shell_quote(dir_ + "/grpo_val"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto lines = metrics("grpo");
   // Validation before training (step 0), two steps, validation at the end (step 2).
@@ -65,6 +66,29 @@ TEST_F(TrainRun, GrpoStepsWriteMetricsAndAHuggingFaceCheckpoint) {
   }
   EXPECT_TRUE(saw_step2) << r.output;
   EXPECT_TRUE(lines.front().contains("val/test_score/countdown"));
+  // trainer.validation_data_dir: each validation's generations, one line per held-out problem, whose
+  // scores and successes are the ones the metrics report.
+  for (const auto& j : lines) {
+    if (!j.contains("val/success_rate/countdown")) continue;
+    const int64_t step = j["step"];
+    char name[64];
+    std::snprintf(name, sizeof name, "/grpo_val/step_%08lld.jsonl", static_cast<long long>(step));
+    std::ifstream in(dir_ + name);
+    ASSERT_TRUE(in) << name;
+    double score = 0, correct = 0;
+    std::vector<int64_t> index;
+    for (std::string line; std::getline(in, line);) {
+      const auto g = nlohmann::json::parse(line);
+      EXPECT_THAT(g["prompt"].get<std::string>(), HasSubstr("Using the numbers"));
+      EXPECT_TRUE(g.contains("response"));
+      score += g["score"].get<double>(), correct += g["correct"].get<bool>();
+      index.push_back(g["index"]);
+    }
+    ASSERT_EQ(index.size(), 16u) << name;  // data.val_size of the smoke config
+    for (size_t i = 0; i < index.size(); ++i) EXPECT_EQ(index[i], static_cast<int64_t>(i));
+    EXPECT_NEAR(score / 16, j["val/test_score/countdown"].get<double>(), 1e-9) << name;
+    EXPECT_NEAR(correct / 16, j["val/success_rate/countdown"].get<double>(), 1e-9) << name;
+  }
   const fs::path ckpt = fs::path(dir_) / "grpo/checkpoints/step_00000002";
   for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "trainer_state.json", "optimizer.safetensors"})
     EXPECT_TRUE(fs::exists(ckpt / f)) << f;
