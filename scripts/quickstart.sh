@@ -3,9 +3,10 @@
 # then, from nothing downloaded:
 #   1. a tiny Qwen2 model with its own BPE tokenizer (scripts/make-tiny-model.sh -> runs/tiny-model),
 #   2. a warm-up corpus that teaches the answer format and arithmetic but not how to solve Countdown
-#      (tinyzero-train data countdown-sft --order fixed: a random-length prefix of all candidate
-#      equations in one fixed order, each worked out and compared with the target, the last one
-#      answered whatever it gave), and SFT on it (configs/tiny/sft.yaml),
+#      (tinyzero-train data countdown-sft --order fixed --stop-prob 0.2: a prefix of all candidate
+#      equations in one fixed order, each worked out and compared with the target, that stops after
+#      each candidate with probability 0.2 whatever it gave, the last one answered), and SFT on it
+#      (configs/tiny/sft.yaml),
 #   3. GRPO on Countdown with TinyZero's reward (configs/tiny/grpo.yaml), validating greedily on 500
 #      held-out problems before training (the base) and as it goes,
 # then prints the held-out success rate of the base and of the trained model, and where the plot is.
@@ -13,7 +14,7 @@
 #
 # Usage: bash scripts/quickstart.sh [extra GRPO config overrides...]
 #   QUICK=1 bash scripts/quickstart.sh        # a few minutes' check of the pipeline (too short to learn)
-#   SFT_STEPS=1000 GRPO_STEPS=60 bash scripts/quickstart.sh   # longer
+#   SFT_STEPS=1000 GRPO_STEPS=100 bash scripts/quickstart.sh   # longer
 #   DEMO_DIR=runs/my-demo bash scripts/quickstart.sh actor.optim.lr=5e-5
 #   SMOKE=1 bash scripts/quickstart.sh        # the 2-step smoke run of configs/smoke.yaml instead
 #   TINYZERO_BIN=path/to/tinyzero-train ...   # use that binary: no install, no build
@@ -41,12 +42,12 @@ task=() sets=() grpo_extra=()
 if [ "${QUICK:-0}" = 1 ]; then
   # A few minutes' check of the whole pipeline (too short to learn): the same task, fewer steps.
   demo=${DEMO_DIR:-runs/tiny-demo-quick} sft_steps=${SFT_STEPS:-100} grpo_steps=${GRPO_STEPS:-4}
-  attempts=20 problems=1300 val=100
+  attempts=64 problems=1300 val=100
   task=(data.val_size=100)
   grpo_extra=(data.train_batch_size=16 actor.ppo_mini_batch_size=16 trainer.test_freq=4)
 else
-  demo=${DEMO_DIR:-runs/tiny-demo} sft_steps=${SFT_STEPS:-800} grpo_steps=${GRPO_STEPS:-30}
-  attempts=20 problems=1300 val=500
+  demo=${DEMO_DIR:-runs/tiny-demo} sft_steps=${SFT_STEPS:-800} grpo_steps=${GRPO_STEPS:-60}
+  attempts=64 problems=1300 val=500
 fi
 for kv in "${task[@]}"; do sets+=(--set "$kv"); done
 ckpt=$(printf '%s/sft/checkpoints/step_%08d' "$demo" "$sft_steps")
@@ -59,7 +60,7 @@ else
   echo "== 1/3 warm-up corpus ($demo/warmup.jsonl)"
   if [ ! -f "$demo/warmup.jsonl" ]; then
     "$bin" data countdown-sft --config configs/tiny/grpo.yaml "${sets[@]}" --problems "$problems" \
-      --order fixed --attempts "$attempts" --min-attempts 1 --answer last --compare \
+      --order fixed --attempts "$attempts" --min-attempts 1 --stop-prob 0.2 --answer last --compare \
       --examples $((sft_steps * batch)) --out "$demo/warmup.jsonl"
   fi
   echo "== 2/3 SFT warm-up, $sft_steps steps ($demo/sft)"
