@@ -44,9 +44,9 @@ if [ "${QUICK:-0}" = 1 ]; then
   demo=${DEMO_DIR:-runs/tiny-demo-quick} sft_steps=${SFT_STEPS:-100} grpo_steps=${GRPO_STEPS:-4}
   attempts=64 problems=1300 val=100
   task=(data.val_size=100)
-  grpo_extra=(data.train_batch_size=16 actor.ppo_mini_batch_size=16 trainer.test_freq=4)
+  grpo_extra=(data.train_batch_size=16 trainer.test_freq=4)
 else
-  demo=${DEMO_DIR:-runs/tiny-demo} sft_steps=${SFT_STEPS:-800} grpo_steps=${GRPO_STEPS:-60}
+  demo=${DEMO_DIR:-runs/tiny-demo} sft_steps=${SFT_STEPS:-800} grpo_steps=${GRPO_STEPS:-40}
   attempts=64 problems=1300 val=500
 fi
 for kv in "${task[@]}"; do sets+=(--set "$kv"); done
