@@ -1,5 +1,5 @@
 // Test support for end-to-end runs: build the tiny model from nothing with scripts/make-tiny-model.sh
-// and read a run's metrics.jsonl.
+// and read a run's metrics.jsonl (or any JSONL file).
 #pragma once
 
 #include <unistd.h>
@@ -33,13 +33,16 @@ inline std::string make_tiny_model(const std::string& out_dir) {
   return std::system(cmd.c_str()) == 0 ? "" : "make-tiny-model.sh failed:\n" + read_file(log);
 }
 
-// Every line of run_dir/metrics.jsonl.
-inline std::vector<nlohmann::json> read_metrics(const std::string& run_dir) {
+// Every non-empty line of a JSONL file, parsed.
+inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   std::vector<nlohmann::json> out;
-  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::ifstream in(path);
   for (std::string line; std::getline(in, line);)
     if (!line.empty()) out.push_back(nlohmann::json::parse(line));
   return out;
 }
+
+// Every line of run_dir/metrics.jsonl.
+inline std::vector<nlohmann::json> read_metrics(const std::string& run_dir) { return read_jsonl(run_dir + "/metrics.jsonl"); }
 
 }  // namespace tinyzero::testing

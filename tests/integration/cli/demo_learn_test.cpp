@@ -9,13 +9,11 @@
 //
 // TZ_DEMO_SEED=N (environment) runs it with trainer.seed=N, to measure the spread over seeds.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
@@ -23,11 +21,14 @@
 #include <vector>
 
 #include "support/cli.h"
+#include "support/tiny_run.h"
 #include "tinyzero/core/config.h"
 #include "tinyzero/tasks/countdown.h"
 #include "tinyzero/tasks/task.h"
 
 namespace fs = std::filesystem;
+using tinyzero::testing::fresh_temp_dir;
+using tinyzero::testing::read_jsonl;
 using tinyzero::testing::run_shell;
 using tinyzero::testing::shell_quote;
 
@@ -43,14 +44,6 @@ double binomial_half_upper_tail(int64_t k, int64_t n) {
     p += std::exp(std::lgamma(static_cast<double>(n + 1)) - std::lgamma(static_cast<double>(i + 1)) -
                   std::lgamma(static_cast<double>(n - i + 1)) - static_cast<double>(n) * std::log(2.0));
   return p;
-}
-
-std::vector<nlohmann::json> read_jsonl(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
 }
 
 // "Numbers [3, 7, 25], target 46." -> the problem.
@@ -71,11 +64,7 @@ tinyzero::Problem parse_prompt(const std::string& prompt) {
 
 class DemoLearn : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = (fs::temp_directory_path() / ("tz_demo_learn_" + std::to_string(::getpid()))).string();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
+  void SetUp() override { dir_ = fresh_temp_dir("tz_demo_learn"); }
   void TearDown() override {
     if (!HasFailure()) fs::remove_all(dir_);
   }
