@@ -11,10 +11,21 @@ with `tinyzero-train generate` and checks every attempt in them (the warm-up for
 
 and, per operation, how often a step whose operands are single digits ("small") or not ("big") holds.
 
+and why each wrong answer is wrong, judged at the last comparison before </think>:
+
+  ran out            no <answer> (the response reached the length limit)
+  stopped at a miss  the last comparison was "<" or ">"
+  false "=": near    it wrote "=" after a value within 2 of the target (e.g. "16+1=17=16")
+  false "=": far     it wrote "=" after a value further from the target
+  false "=": arith   the value before "=" is the target but the step is wrong ("4*4=16" as "4*4=12")
+  wrong numbers      a true hit whose equation or answer does not use the given numbers once each
+
 Usage: scripts/trace-stats.py PROBLEMS.jsonl MODEL_DIR [--n 200] [--max-new-tokens 256]
                               [--greedy] [--bin build/tinyzero-train]
+       scripts/trace-stats.py --generations RUN/val/step_N.jsonl
 PROBLEMS.jsonl: `tinyzero-train data countdown ... --out DIR` writes DIR/test.jsonl (use the demo's
-ranges and seed to get its held-out set). Standard library only.
+ranges and seed to get its held-out set). --generations reads what a training run's validation wrote
+(trainer.validation_data_dir) instead of generating. Standard library only.
 """
 import argparse
 import collections
@@ -56,16 +67,21 @@ def expand(step, group):
     return "(%s)%s%s" % (inner, op, y) if x == r else "%s%s(%s)" % (x, op, inner) if y == r else step
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("problems")
-    ap.add_argument("model")
-    ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--max-new-tokens", type=int, default=256)
-    ap.add_argument("--greedy", action="store_true")
-    ap.add_argument("--bin", default="build/tinyzero-train")
-    args = ap.parse_args()
+def read_generations(path):
+    """Problems and responses from a validation's JSONL (prompt, response, ...; one line each)."""
+    probs, texts = [], []
+    for n, line in enumerate(open(path), 1):
+        rec = json.loads(line)
+        m = re.search(r"Numbers \[([0-9, ]+)\], target (\d+)", rec["prompt"])
+        if not m:
+            sys.exit("%s:%d: the prompt is not the demo's (\"Numbers [a, b, c], target t.\"): %r"
+                     % (path, n, rec["prompt"][:80]))
+        probs.append({"nums": [int(x) for x in m.group(1).split(",")], "target": int(m.group(2))})
+        texts.append(rec["response"])
+    return probs, texts
 
+
+def generate(args):
     probs = [json.loads(line) for line in open(args.problems)][: args.n]
     with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
         json.dump({"prompts": [TEMPLATE % (str(p["nums"]), p["target"]) for p in probs]}, f)
@@ -76,17 +92,65 @@ def main():
         out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(out.stderr)
-    texts = json.loads(out.stdout.strip().splitlines()[-1])["text"]
+    return probs, json.loads(out.stdout.strip().splitlines()[-1])["text"]
 
-    steps, bad = collections.Counter(), collections.Counter()
+
+def relation(attempt):
+    """(relation, target, where the comparison starts) of an attempt ending in a comparison: "50>26"
+    (--compare) or "50?26>" (--compare-layout target-first); None without one."""
+    m = re.search(r"([<=>])(\d+)$", attempt)
+    if m:
+        return m.group(1), int(m.group(2)), m.start()
+    m = re.search(r"\?(\d+)([<=>])$", attempt)
+    return (m.group(2), int(m.group(1)), m.start()) if m else None
+
+
+def outcome(p, text, right):
+    """Why a response is wrong (see the module doc), or "right"."""
+    if right:
+        return "right"
+    if "<answer>" not in text:
+        return "ran out"
+    last = re.findall(r"([0-9+\-*/]+)=(\d+)(?:([<=>])\d+|\?\d+([<=>]))", text.split("</think>")[0])
+    if not last or (last[-1][2] or last[-1][3]) != "=":
+        return "stopped at a miss"
+    step, written = last[-1][0], int(last[-1][1])
+    if written != p["target"]:
+        return "false \"=\": near" if abs(written - p["target"]) <= 2 else "false \"=\": far"
+    try:
+        holds = abs(value(step) - written) < 1e-9
+    except Exception:
+        holds = False
+    return "wrong numbers" if holds else "false \"=\": arith"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("problems", nargs="?")
+    ap.add_argument("model", nargs="?")
+    ap.add_argument("--generations", help="a validation's step_N.jsonl (trainer.validation_data_dir)")
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--greedy", action="store_true")
+    ap.add_argument("--bin", default="build/tinyzero-train")
+    args = ap.parse_args()
+
+    if args.generations:
+        probs, texts = read_generations(args.generations)
+    elif args.problems and args.model:
+        probs, texts = generate(args)
+    else:
+        ap.error("give PROBLEMS.jsonl and MODEL_DIR, or --generations FILE")
+
+    steps, bad, outcomes = collections.Counter(), collections.Counter(), collections.Counter()
     attempts = arith = nums_ok = hits = answers = 0
     cmp_total = cmp_right = cmp_target = 0
     for p, text in zip(probs, texts):
         found = False
         for a, group in attempts_of(text.split("</think>")[0]):
-            rel = re.search(r"([<=>])(\d+)$", a)
+            rel = relation(a)
             if rel:
-                a = a[: rel.start()]
+                a = a[: rel[2]]
             parts = [x.strip() for x in a.split("=")]
             if len(parts) < 2:
                 continue
@@ -110,7 +174,7 @@ def main():
             try:
                 v = value(parts[-1])
                 if rel:
-                    t, r = int(rel.group(2)), rel.group(1)
+                    r, t = rel[0], rel[1]
                     cmp_total += 1
                     cmp_right += (v < t and r == "<") or (v == t and r == "=") or (v > t and r == ">")
                     cmp_target += t == p["target"]
@@ -119,12 +183,15 @@ def main():
                 pass
         hits += found
         m = re.findall(r"<answer>(.*?)</answer>", text)
+        right = False
         if m:
             try:
                 used = sorted(int(x) for x in re.findall(r"\d+", m[-1]))
-                answers += used == sorted(p["nums"]) and abs(value(m[-1]) - p["target"]) < 1e-9
+                right = used == sorted(p["nums"]) and abs(value(m[-1]) - p["target"]) < 1e-9
             except Exception:
                 pass
+        answers += right
+        outcomes[outcome(p, text, right)] += 1
     n, pct = len(probs), lambda a, b: 100.0 * a / max(b, 1)
     print("%d problems, %.1f attempts each: arithmetic right %.0f%%, numbers right %.0f%%; "
           "true hit in the trace %.0f%%, answer right %.1f%%"
@@ -134,6 +201,7 @@ def main():
               % (cmp_total, pct(cmp_right, cmp_total), pct(cmp_target, cmp_total)))
     print("steps that hold: " + " ".join("%s%s %.0f%% (%d)" % (k[0], k[1], 100 - pct(bad[k], steps[k]), steps[k])
                                          for k in sorted(steps)))
+    print("outcomes: " + ", ".join("%s %.1f%%" % (k, pct(v, n)) for k, v in outcomes.most_common()))
 
 
 if __name__ == "__main__":
