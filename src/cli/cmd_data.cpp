@@ -55,7 +55,7 @@ struct SftArgs {
   std::string config, out, text;
   std::vector<std::string> overrides;
   int64_t problems = 4000, examples = 0, attempts = 8, min_attempts = 0, seed = 0;
-  std::string answer = "random", order = "random";
+  std::string answer = "random", order = "random", compare_layout = "relation-first";
   bool compare = false;
   double stop_prob = 0;
 };
@@ -70,6 +70,9 @@ void run_countdown_sft(const SftArgs& args) {
     throw UsageError("--problems and --attempts must be >= 1, --examples and --seed >= 0 (got " +
                      std::to_string(args.problems) + ", " + std::to_string(args.attempts) + ", " +
                      std::to_string(args.examples) + ", " + std::to_string(args.seed) + ")");
+  if (args.compare_layout != "relation-first" && !args.compare)
+    throw UsageError("--compare-layout " + args.compare_layout +
+                     " lays out comparisons, but there are none: add --compare");
   if (args.min_attempts < 0 || args.min_attempts > args.attempts)
     throw UsageError("--min-attempts " + std::to_string(args.min_attempts) + " is not in [0, --attempts " +
                      std::to_string(args.attempts) + "]; 0 means every trace has --attempts attempts");
@@ -93,7 +96,8 @@ void run_countdown_sft(const SftArgs& args) {
       countdown_warmup_examples(problems, count, prompt,
                                 WarmupOptions{args.min_attempts > 0 ? args.min_attempts : args.attempts,
                                               args.attempts, args.answer == "last", args.compare,
-                                              args.order == "fixed", args.stop_prob},
+                                              args.order == "fixed", args.stop_prob,
+                                              args.compare_layout == "target-first"},
                                 static_cast<uint64_t>(args.seed));
   std::string jsonl, text;
   size_t hits = 0, chars = 0;
@@ -182,6 +186,11 @@ CommandRegistration reg([](CLI::App& app) {
       ->check(CLI::IsMember({"random", "fixed"}))
       ->capture_default_str();
   sft->add_flag("--compare", sd->compare, "end each attempt with its value's relation to the target (<, = or >)");
+  sft->add_option("--compare-layout", sd->compare_layout,
+                  "with --compare: relation-first writes \"50>26\", target-first \"50?26>\" (the two numbers "
+                  "side by side before the relation)")
+      ->check(CLI::IsMember({"relation-first", "target-first"}))
+      ->capture_default_str();
   sft->add_option("--seed", sd->seed, "seed of the corpus' problems, attempts and answer picks")
       ->capture_default_str();
   sft->callback([sd] { run_countdown_sft(*sd); });

@@ -192,7 +192,7 @@ std::vector<CountdownAttempt> ordered_countdown_attempts(const std::vector<int64
 }
 
 std::string countdown_warmup_response(const std::vector<CountdownAttempt>& attempts, size_t answer,
-                                      std::optional<int64_t> compare_to) {
+                                      std::optional<int64_t> compare_to, bool target_first) {
   if (answer >= attempts.size())
     throw Error("countdown_warmup_response: answer " + std::to_string(answer) + " of " +
                 std::to_string(attempts.size()) + " attempts");
@@ -205,7 +205,8 @@ std::string countdown_warmup_response(const std::vector<CountdownAttempt>& attem
       out += (i == 0 ? " " : ", ") + attempts[i].worked;
     if (compare_to) {
       const int64_t v = attempts[i].value;
-      out += (v < *compare_to ? "<" : v == *compare_to ? "=" : ">") + std::to_string(*compare_to);
+      const char* relation = v < *compare_to ? "<" : v == *compare_to ? "=" : ">";
+      out += target_first ? "?" + std::to_string(*compare_to) + relation : relation + std::to_string(*compare_to);
     }
   }
   return out + " </think> <answer>" + attempts[answer].expression + "</answer>";
@@ -245,7 +246,8 @@ std::vector<WarmupExample> countdown_warmup_examples(const std::vector<Problem>&
     const auto pick = static_cast<size_t>(options.answer_last ? last : rng.uniform(0, last));
     out.push_back({prompt.render(p),
                    countdown_warmup_response(tries, pick, options.compare ? std::optional<int64_t>(p.target)
-                                                                          : std::nullopt),
+                                                                          : std::nullopt,
+                                             options.compare_target_first),
                    tries[pick].value == p.target});
   }
   return out;

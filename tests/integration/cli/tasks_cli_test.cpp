@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -98,6 +99,28 @@ TEST_F(TasksCli, DataMultiplicationAndErrors) {
   EXPECT_NE(r.err.find("min_number <= max_number"), std::string::npos) << r.err;
   r = run("data countdown --train 10");
   EXPECT_EQ(r.code, 2);  // --out missing
+}
+
+TEST_F(TasksCli, CountdownSftComparesTargetFirstOnlyWithCompare) {
+  const std::string cfg = std::string(TZ_SOURCE_DIR) + "/configs/tiny/grpo.yaml";
+  const std::string base = "data countdown-sft --config " + cfg + " --set data.val_size=20 --problems 30 --order fixed"
+                           " --attempts 40 --min-attempts 1 --stop-prob 0.2 --answer last ";
+  CliResult r = run(base + "--compare --compare-layout target-first --out " + path("tf.jsonl"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto tf = lines(read(path("tf.jsonl")));
+  ASSERT_EQ(tf.size(), 30u);
+  size_t compared = 0;
+  for (const auto& l : tf) {
+    const std::string response = nlohmann::json::parse(l).at("response").get<std::string>();
+    const std::regex relation_first("[<=>][0-9]+(,|;| </think>)"), target_first("=[0-9]+\\?[0-9]+[<=>](,|;| </think>)");
+    EXPECT_FALSE(std::regex_search(response, relation_first)) << response;
+    compared += std::regex_search(response, target_first);
+  }
+  EXPECT_EQ(compared, tf.size());
+  r = run(base + "--compare-layout target-first --out " + path("none.jsonl"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("add --compare"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(path("none.jsonl")));
 }
 
 TEST_F(TasksCli, ScoreCountdownWritesEachLineBack) {

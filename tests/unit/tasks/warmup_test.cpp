@@ -276,6 +276,31 @@ TEST(Warmup, CompareEndsEachAttemptWithItsValuesRelationToTheTarget) {
   }
 }
 
+TEST(Warmup, TargetFirstComparisonsWriteTheTargetBeforeTheRelation) {
+  const std::vector<CountdownAttempt> attempts = {{"(3+7)*5", "(3+7)*5=10*5=50", 50, ""},
+                                                  {"7-(5-3)", "7-(5-3)=7-2=5", 5, ""},
+                                                  {"(3*7)+5", "(3*7)+5=21+5=26", 26, ""}};
+  EXPECT_EQ(countdown_warmup_response(attempts, 2, 26, true),
+            " (3+7)*5=10*5=50?26>, 7-(5-3)=7-2=5?26<, (3*7)+5=21+5=26?26= </think> <answer>(3*7)+5</answer>");
+  // In a corpus, the same traces as the relation-first layout with each "R" + target swapped for
+  // "?" + target + "R".
+  std::vector<Problem> problems = generate_countdown(50, 5, 3, CountdownOptions{3, 3, 1, 9, 1, 50});
+  const PromptTemplate prompt(TaskKind::kCountdown, "{numbers} {target}");
+  WarmupOptions options{1, 40, true, true, true, 0.2};
+  const auto relation_first = countdown_warmup_examples(problems, 50, prompt, options, 2);
+  options.compare_target_first = true;
+  const auto target_first = countdown_warmup_examples(problems, 50, prompt, options, 2);
+  size_t equal = 0;
+  for (size_t i = 0; i < problems.size(); ++i) {
+    const std::string t = std::to_string(problems[i].target);
+    EXPECT_EQ(std::regex_replace(target_first[i].response, std::regex("\\?(" + t + ")([<=>])"), "$2$1"),
+              relation_first[i].response);
+    EXPECT_EQ(target_first[i].answer_hits, relation_first[i].answer_hits);
+    equal += target_first[i].response.find("?" + t + "=") != std::string::npos;
+  }
+  EXPECT_GT(equal, 0u);  // some traces pass a hit
+}
+
 TEST(Warmup, OrderedLayoutListsEveryCandidateOnceInTheFixedOrder) {
   const auto list = ordered_countdown_attempts({3, 7, 5});
   // (3, 7) then 5: 3+7, 7-3, 3*7 (7/3 is not exact); (3, 5) then 7; (7, 5) then 3; each group's value
