@@ -206,7 +206,8 @@ std::string countdown_warmup_response(const std::vector<CountdownAttempt>& attem
     if (compare_to) {
       const int64_t v = attempts[i].value;
       const char* relation = v < *compare_to ? "<" : v == *compare_to ? "=" : ">";
-      out += target_first ? "?" + std::to_string(*compare_to) + relation : relation + std::to_string(*compare_to);
+      const std::string target = std::to_string(*compare_to);
+      out += target_first ? "?" + target + relation : relation + target;
     }
   }
   return out + " </think> <answer>" + attempts[answer].expression + "</answer>";

@@ -43,6 +43,8 @@ inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
 }
 
 // Every line of run_dir/metrics.jsonl.
-inline std::vector<nlohmann::json> read_metrics(const std::string& run_dir) { return read_jsonl(run_dir + "/metrics.jsonl"); }
+inline std::vector<nlohmann::json> read_metrics(const std::string& run_dir) {
+  return read_jsonl(run_dir + "/metrics.jsonl");
+}
 
 }  // namespace tinyzero::testing

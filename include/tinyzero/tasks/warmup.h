@@ -64,9 +64,9 @@ std::vector<CountdownAttempt> ordered_countdown_attempts(const std::vector<int64
 // " a1, a2, ... </think> <answer>E</answer>" with the attempts' worked forms and E the expression of
 // attempts[answer]; with `compare_to`, each worked form ends with its value's relation to it
 // ("=10*5=50>26"), or with `target_first` the target and then the relation ("=10*5=50?26>": the two
-// numbers side by side before the relation is written). Attempts with a group are written after their group's first step, "; " between
-// groups: " 3+7=10: 10+5=15, 10-5=5; 3*7=21: 21+5=26". One line: TinyZero's reward reads only the
-// last line of the response.
+// numbers side by side before the relation is written). Attempts with a group are written after
+// their group's first step, "; " between groups: " 3+7=10: 10+5=15, 10-5=5; 3*7=21: 21+5=26". One
+// line: TinyZero's reward reads only the last line of the response.
 std::string countdown_warmup_response(const std::vector<CountdownAttempt>& attempts, size_t answer,
                                       std::optional<int64_t> compare_to = std::nullopt,
                                       bool target_first = false);

@@ -103,16 +103,18 @@ TEST_F(TasksCli, DataMultiplicationAndErrors) {
 
 TEST_F(TasksCli, CountdownSftComparesTargetFirstOnlyWithCompare) {
   const std::string cfg = std::string(TZ_SOURCE_DIR) + "/configs/tiny/grpo.yaml";
-  const std::string base = "data countdown-sft --config " + cfg + " --set data.val_size=20 --problems 30 --order fixed"
+  const std::string base = "data countdown-sft --config " + cfg +
+                           " --set data.val_size=20 --problems 30 --order fixed"
                            " --attempts 40 --min-attempts 1 --stop-prob 0.2 --answer last ";
   CliResult r = run(base + "--compare --compare-layout target-first --out " + path("tf.jsonl"));
   ASSERT_EQ(r.code, 0) << r.err;
   const auto tf = lines(read(path("tf.jsonl")));
   ASSERT_EQ(tf.size(), 30u);
   size_t compared = 0;
+  const std::regex relation_first("[<=>][0-9]+(,|;| </think>)");
+  const std::regex target_first("=[0-9]+\\?[0-9]+[<=>](,|;| </think>)");
   for (const auto& l : tf) {
     const std::string response = nlohmann::json::parse(l).at("response").get<std::string>();
-    const std::regex relation_first("[<=>][0-9]+(,|;| </think>)"), target_first("=[0-9]+\\?[0-9]+[<=>](,|;| </think>)");
     EXPECT_FALSE(std::regex_search(response, relation_first)) << response;
     compared += std::regex_search(response, target_first);
   }
