@@ -12,7 +12,7 @@ void ModelConfig::describe(Schema& s) {
   s.field("path", &path, "", "local Hugging Face directory of the base model (config.json, *.safetensors, tokenizer)");
   s.field("tokenizer_path", &tokenizer_path, "", "tokenizer directory; empty = model.path");
   s.field("dtype", &dtype, "float32", "dtype of the trained parameters", Check::one_of({"float32", "bfloat16"}));
-  s.field("autocast_bf16", &autocast_bf16, false, "run matmuls under bf16 autocast (parameters stay in model.dtype)");
+  s.field("autocast_bf16", &autocast_bf16, "false", "run matmuls under bf16 autocast (parameters stay in model.dtype); auto = on for CUDA and for CPUs with native bf16 matmul (avx512_bf16, amx_bf16, Arm bf16), off on others, where bf16 matmuls run 10-30x slower than fp32", Check::one_of({"false", "true", "auto"}));
   s.field("activation_checkpointing", &activation_checkpointing, false, "recompute each layer in backward instead of storing its activations (saves memory on 3B+)");
 }
 

@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #if defined(__GLIBC__)
@@ -51,11 +52,11 @@ std::string resolve_device(const std::string& requested) {
   const bool has_cuda = torch::cuda::is_available();
   if (requested == "auto") return has_cuda ? "cuda" : "cpu";
   if (requested == "cuda" && !has_cuda)
-    throw Error("trainer.device is cuda, but " +
-                std::string(torch::cuda::device_count() == 0 ? "no CUDA device is visible"
-                                                             : "CUDA is unavailable") +
-                " to this LibTorch build (" + torch_version() +
-                "); use trainer.device=cpu, or build against a CUDA LibTorch (see README, GPU build)");
+    throw Error(
+        "trainer.device is cuda, but " +
+        std::string(torch::cuda::device_count() == 0 ? "no CUDA device is visible" : "CUDA is unavailable") +
+        " to this LibTorch build (" + torch_version() +
+        "); use trainer.device=cpu, or build against a CUDA LibTorch (see README, GPU build)");
   if (requested != "cpu" && requested != "cuda")
     throw ConfigError("device '" + requested + "' is unknown; use auto, cpu or cuda");
   return requested;
@@ -79,6 +80,41 @@ BlasProbe probe_blas() {
   return probe;
 }
 
+bool cpuinfo_has_native_bf16(const std::string& cpuinfo) {
+  std::istringstream in(cpuinfo);
+  std::string line;
+  while (std::getline(in, line)) {
+    // x86: "flags : ... avx512_bf16 ... amx_bf16 ..."; Arm: "Features : ... bf16 ...". Every core lists
+    // the same set, so the first such line decides.
+    if (line.rfind("flags", 0) != 0 && line.rfind("Features", 0) != 0) continue;
+    const size_t colon = line.find(':');
+    std::istringstream words(colon == std::string::npos ? std::string() : line.substr(colon + 1));
+    std::string w;
+    while (words >> w)
+      if (w == "avx512_bf16" || w == "amx_bf16" || w == "bf16") return true;
+    return false;
+  }
+  return false;
+}
+
+bool cpu_has_native_bf16() {
+  static const bool has = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::ostringstream text;
+    text << in.rdbuf();
+    return cpuinfo_has_native_bf16(text.str());
+  }();
+  return has;
+}
+
+bool resolve_autocast_bf16(const std::string& setting, const std::string& device) {
+  if (setting == "true") return true;
+  if (setting == "false") return false;
+  if (setting != "auto")
+    throw ConfigError("model.autocast_bf16 \"" + setting + "\" is not one of true, false, auto");
+  return device == "cuda" || cpu_has_native_bf16();
+}
+
 std::string loaded_blas_library() {
   std::ifstream maps("/proc/self/maps");
   std::string line;
@@ -87,7 +123,8 @@ std::string loaded_blas_library() {
     if (slash == std::string::npos) continue;
     std::string path = line.substr(slash);
     std::string file = path.substr(path.rfind('/') + 1);
-    if (file.rfind("libblas.so", 0) == 0 || file.rfind("libopenblas", 0) == 0 || file.rfind("libmkl_rt", 0) == 0)
+    if (file.rfind("libblas.so", 0) == 0 || file.rfind("libopenblas", 0) == 0 ||
+        file.rfind("libmkl_rt", 0) == 0)
       return path;
   }
   return "";
@@ -98,7 +135,8 @@ void log_runtime_info(const std::string& device, const std::string& dtype, int t
                threads);
   const std::string blas = loaded_blas_library();
   BlasProbe probe = probe_blas();
-  spdlog::info("BLAS {}; probe: fp32 matmul {:.1f} GFLOP/s", blas.empty() ? "(none loaded)" : blas, probe.gflops);
+  spdlog::info("BLAS {}; probe: fp32 matmul {:.1f} GFLOP/s", blas.empty() ? "(none loaded)" : blas,
+               probe.gflops);
   // Debian's reference BLAS lives in .../blas/libblas.so.3; OpenBLAS in .../openblas-*/.
   const bool reference_path = blas.find("/blas/libblas.so") != std::string::npos;
   if (reference_path)

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "tinyzero/core/runtime.h"
+
 namespace tinyzero {
 
 namespace {
@@ -64,14 +66,15 @@ Shape shape_of(const TrainConfig& c, int world_size) {
   const int64_t per_rank = std::max<int64_t>(1, c.data.train_batch_size * n / std::max(1, world_size));
   s.rollout_rows = std::min(c.rollout.micro_batch_size, per_rank);
   s.param_bytes = dtype_bytes(c.model.dtype);
-  s.act_bytes = c.model.autocast_bf16 ? 2.0 : s.param_bytes;
+  const bool bf16 = resolve_autocast_bf16(c.model.autocast_bf16, c.trainer.device == "cpu" ? "cpu" : "cuda");
+  s.act_bytes = bf16 ? 2.0 : s.param_bytes;
   s.ref_bytes = c.reference.dtype == "same" ? s.param_bytes : dtype_bytes(c.reference.dtype);
   return s;
 }
 
 // Weights + gradients + AdamW moments (+ an fp32 master copy when parameters are bf16).
-void add_trainable(std::vector<MemoryItem>& items, const std::string& who, int64_t params,
-                   const Shape& s, const TrainConfig& c, int world_size) {
+void add_trainable(std::vector<MemoryItem>& items, const std::string& who, int64_t params, const Shape& s,
+                   const TrainConfig& c, int world_size) {
   const double p = static_cast<double>(params);
   items.push_back({who + " weights", p * s.param_bytes,
                    millions(params) + " params x " + std::to_string(static_cast<int>(s.param_bytes)) + " B"});
@@ -80,7 +83,8 @@ void add_trainable(std::vector<MemoryItem>& items, const std::string& who, int64
   std::string sharding = shards > 1 ? ", sharded over " + std::to_string(world_size) + " ranks (ZeRO-1)" : "";
   items.push_back({who + " AdamW moments", 2.0 * p * 4.0 / shards, "2 x fp32 per param" + sharding});
   if (s.param_bytes < 4)
-    items.push_back({who + " fp32 master weights", p * 4.0 / shards, "bf16 parameters update an fp32 copy" + sharding});
+    items.push_back(
+        {who + " fp32 master weights", p * 4.0 / shards, "bf16 parameters update an fp32 copy" + sharding});
 }
 
 }  // namespace
@@ -113,8 +117,8 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
   }
 
   // Rollout: K and V for every layer at full length, plus fp32 logits of one decode step.
-  const double kv_per_token = 2.0 * static_cast<double>(m.num_hidden_layers * m.num_key_value_heads * m.head_dim) *
-                              s.act_bytes;
+  const double kv_per_token =
+      2.0 * static_cast<double>(m.num_hidden_layers * m.num_key_value_heads * m.head_dim) * s.act_bytes;
   const double rows = static_cast<double>(s.rollout_rows);
   const double kv = rows * static_cast<double>(s.seq) * kv_per_token;
   const double step_logits = rows * static_cast<double>(m.vocab_size) * 4.0 * 2.0;
@@ -164,9 +168,9 @@ std::vector<std::string> memory_suggestions(const MemoryEstimate& e, const Train
     t.rollout.micro_batch_size = std::max<int64_t>(1, c.rollout.micro_batch_size / 2);
     try_config("rollout.micro_batch_size=" + std::to_string(t.rollout.micro_batch_size), t, e.world_size);
   }
-  if (!c.model.autocast_bf16 && c.model.dtype == "float32") {
+  if (c.model.autocast_bf16 == "false" && c.model.dtype == "float32") {
     TrainConfig t = c;
-    t.model.autocast_bf16 = true;
+    t.model.autocast_bf16 = "true";
     try_config("model.autocast_bf16=true", t, e.world_size);
   }
   if (c.needs_reference() && !c.reference.offload) {
@@ -187,12 +191,15 @@ std::vector<std::string> memory_suggestions(const MemoryEstimate& e, const Train
   {
     TrainConfig t = c;
     t.distributed.zero_stage = 1;
-    try_config("distributed.zero_stage=1 on " + std::to_string(e.world_size * 2) + " ranks", t, e.world_size * 2);
+    try_config("distributed.zero_stage=1 on " + std::to_string(e.world_size * 2) + " ranks", t,
+               e.world_size * 2);
   }
-  std::sort(options.begin(), options.end(), [](const Option& a, const Option& b) { return a.saving > b.saving; });
+  std::sort(options.begin(), options.end(),
+            [](const Option& a, const Option& b) { return a.saving > b.saving; });
   std::vector<std::string> out;
   for (const auto& o : options)
-    out.push_back(o.override_text + " (saves " + gib(o.saving) + (o.saving >= excess ? ", enough alone)" : ")"));
+    out.push_back(o.override_text + " (saves " + gib(o.saving) +
+                  (o.saving >= excess ? ", enough alone)" : ")"));
   return out;
 }
 
@@ -212,10 +219,12 @@ std::string format_memory_estimate(const MemoryEstimate& e, const TrainConfig& c
   for (const auto& item : e.resident) row(item);
   row(e.rollout_peak);
   row(e.train_peak);
-  std::snprintf(line, sizeof line, "  %-28s %12s  resident + the larger peak\n", "total", gib(e.total_bytes()).c_str());
+  std::snprintf(line, sizeof line, "  %-28s %12s  resident + the larger peak\n", "total",
+                gib(e.total_bytes()).c_str());
   out << line;
   if (capacity > 0) {
-    std::snprintf(line, sizeof line, "  %-28s %12s  %s\n", "capacity", gib(capacity).c_str(), device_name.c_str());
+    std::snprintf(line, sizeof line, "  %-28s %12s  %s\n", "capacity", gib(capacity).c_str(),
+                  device_name.c_str());
     out << line;
     const bool fits = e.total_bytes() <= capacity;
     out << (fits ? "fits" : "does NOT fit") << " (" << static_cast<int>(100 * e.total_bytes() / capacity)

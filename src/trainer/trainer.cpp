@@ -16,6 +16,7 @@
 
 #include "tinyzero/core/errors.h"
 #include "tinyzero/core/files.h"
+#include "tinyzero/core/runtime.h"
 #include "tinyzero/dist/dist_env.h"
 #include "tinyzero/dist/process_group.h"
 #include "tinyzero/io/safetensors.h"
@@ -262,6 +263,7 @@ struct Trainer::State {
   TrainConfig config;
   at::Device device{at::kCPU};
   at::ScalarType dtype = at::kFloat;
+  bool bf16_autocast = false;  // model.autocast_bf16 resolved for this device
   std::string tokenizer_dir;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Task> task;
@@ -343,6 +345,14 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
   }
   s.pg = init_process_group(s.env, c.distributed.backend, s.device, c.distributed.timeout_s);
   s.dtype = parse_dtype(c.model.dtype);
+  s.bf16_autocast = resolve_autocast_bf16(c.model.autocast_bf16, s.device.is_cuda() ? "cuda" : "cpu");
+  if (s.device.is_cpu() && !cpu_has_native_bf16() && s.bf16_autocast) {
+    spdlog::warn(
+        "model.autocast_bf16=true on a CPU without native bf16 matmul (no avx512_bf16, amx_bf16 or bf16 in "
+        "/proc/cpuinfo): bf16 matmuls run 10-30x slower than fp32 here; set model.autocast_bf16=auto or false");
+  } else if (c.model.autocast_bf16 == "auto") {
+    spdlog::info("model.autocast_bf16=auto: bf16 autocast {}", s.bf16_autocast ? (s.device.is_cuda() ? "on (CUDA)" : "on (this CPU has native bf16 matmul)") : "off (this CPU has no native bf16 matmul; matmuls in fp32)");
+  }
   torch::manual_seed(c.trainer.seed);
 
   s.tokenizer_dir = c.model.tokenizer_path.empty() ? c.model.path : c.model.tokenizer_path;
@@ -467,7 +477,7 @@ std::vector<Rollout> Trainer::State::generate_rollouts(const std::vector<Problem
   std::vector<Rollout> out;
   const int64_t prompts_per_chunk = std::max<int64_t>(1, c.rollout.micro_batch_size / n);
   actor->eval();
-  AutocastGuard autocast(device, c.model.autocast_bf16);
+  AutocastGuard autocast(device, bf16_autocast);
   for (size_t start = 0; start < batch.size(); start += prompts_per_chunk) {
     const size_t end = std::min(batch.size(), start + static_cast<size_t>(prompts_per_chunk));
     std::vector<std::string> prompt_texts;
@@ -560,7 +570,7 @@ at::Tensor Trainer::State::response_log_probs(CausalLMImpl& model, const Rollout
   opt.with_entropy = entropy != nullptr;
   std::unique_ptr<torch::NoGradGuard> no_grad;
   if (!with_grad) no_grad = std::make_unique<torch::NoGradGuard>();
-  AutocastGuard autocast(device, config.model.autocast_bf16);
+  AutocastGuard autocast(device, bf16_autocast);
   TokenLogProbs lp = token_logprobs(model, ids, mask, opt);  // (rows, P + width - 1)
   auto to_full_width = [&](const at::Tensor& t) {
     return at::constant_pad_nd(t.narrow(1, P - 1, width), {0, R - width}, 0);
@@ -581,7 +591,7 @@ at::Tensor Trainer::State::batched_log_probs(CausalLMImpl& model, const Rollout&
 at::Tensor Trainer::State::critic_values(const Rollout& r, const std::vector<int64_t>& rows) {
   at::Tensor index = row_index(rows, device);
   const int64_t P = r.prompt_len, R = r.response_len(), width = response_width(r, index);
-  AutocastGuard autocast(device, config.model.autocast_bf16);
+  AutocastGuard autocast(device, bf16_autocast);
   at::Tensor v = critic->values(r.input_ids.index_select(0, index).narrow(1, 0, P + width),
                                 r.attention_mask.index_select(0, index).narrow(1, 0, P + width));
   return at::constant_pad_nd(v.narrow(1, P - 1, width), {0, R - width}, 0);
@@ -995,7 +1005,7 @@ Metrics Trainer::State::sft_step() {
   total_tokens = sum_over_ranks(total_tokens);
   optimizer->zero_grad();
   double loss_sum = 0;
-  AutocastGuard autocast(device, c.model.autocast_bf16);
+  AutocastGuard autocast(device, bf16_autocast);
   for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(micro)) {
     const size_t end = std::min(rows.size(), start + static_cast<size_t>(micro));
     int64_t T = 0;

@@ -19,7 +19,7 @@ struct ModelConfig {
   std::string path;            // local Hugging Face directory of the base model
   std::string tokenizer_path;  // tokenizer directory; empty = model.path
   std::string dtype;           // parameter dtype of the trained model
-  bool autocast_bf16;          // bf16 autocast for matmuls
+  std::string autocast_bf16;   // bf16 autocast for matmuls: true | false | auto (resolve_autocast_bf16)
   bool activation_checkpointing;
   ModelConfig() { apply_section_defaults(this); }
   void describe(Schema& s);

@@ -300,7 +300,7 @@ TEST(Config, PrintConfigRoundTrips) {
   c.data.prompt_template = "Use {numbers} to make {target}: 'single' \"double\"\tend";
   c.trainer.run_dir = "runs/with space";
   c.distributed.timeout_s = 600;
-  c.model.autocast_bf16 = true;
+  c.model.autocast_bf16 = "auto";
   validate_config(c);
   const std::string yaml = dump_config(c);
   LoadedConfig back = load_config_text(yaml, "dumped.yaml");
