@@ -127,6 +127,7 @@ struct BenchArgs {
   std::vector<std::string> phases;
   std::string model, model_config, batches = "16,64,256", device = "cpu", dtype = "float32";
   std::string precisions, json_path, matmul_sizes;  // precisions "" = fp32 (train: fp32,bf16)
+  std::string row_workers;                          // decode: "" = generate's default (auto)
   int64_t prompt_len = 64, new_tokens = 128, threads = 0, reps = 1, train_reps = 3;
   int64_t train_batch = 16, seq_len = 256;
   int64_t rl_prompts = 16, rl_n = 8, rl_response = 128, rl_steps = 2;
@@ -201,7 +202,12 @@ struct Bench {
 // ---------------------------------------------------------------------------------------------------
 void bench_decode(Bench& b) {
   const BenchArgs& a = b.a;
-  std::vector<int64_t> batches = parse_list(a.batches, "--batch");
+  // (batch, row workers) runs; 0 workers = generate()'s own choice (one row group per CPU thread).
+  std::vector<std::pair<int64_t, int64_t>> runs;
+  for (int64_t B : parse_list(a.batches, "--batch"))
+    for (int64_t w :
+         a.row_workers.empty() ? std::vector<int64_t>{0} : parse_list(a.row_workers, "--row-workers"))
+      runs.emplace_back(B, w);
   if (a.prompt_len + a.new_tokens > b.config.max_position_embeddings) {
     throw UsageError("bench: --prompt-len + --new-tokens exceeds max_position_embeddings " +
                      std::to_string(b.config.max_position_embeddings));
@@ -216,8 +222,9 @@ void bench_decode(Bench& b) {
   b.model->eval();
   for (const Precision& p : b.precisions) {
     AutocastGuard autocast(b.device, p.autocast);
-    for (int64_t B : batches) {
+    for (auto [B, workers] : runs) {
       at::Tensor ids = b.random_ids(B, a.prompt_len), mask = torch::ones_like(ids);
+      o.row_workers = workers;
       GenerateOptions warm = o, one = o;
       warm.max_new_tokens = std::min<int64_t>(8, a.new_tokens);
       one.max_new_tokens = 1;
@@ -236,20 +243,21 @@ void bench_decode(Bench& b) {
       // The decode steps alone (the call minus a 1-token call); 0 when timing noise hides them.
       double decode_s = best > prefill && N > 1 ? best - prefill : 0.0;
       double gflops = (prefill_flops + decode_flops) / best / 1e9;
-      b.add(
-          {{"phase", "decode"},
-           {"precision", p.name},
-           {"batch", B},
-           {"prompt_len", a.prompt_len},
-           {"new_tokens", a.new_tokens},
-           {"sampling", a.greedy ? "greedy" : "temperature 1"},
-           {"seconds", best},
-           {"prefill_seconds", prefill},
-           {"tokens_per_s", B * N / best},
-           {"ms_per_step", decode_s > 0 ? decode_s * 1e3 / (N - 1) : 0.0},
-           {"decode_tokens_per_s", decode_s > 0 ? B * (N - 1) / decode_s : 0.0},
-           {"decode_fraction_of_matmul_peak", decode_s > 0 ? decode_flops / decode_s / 1e9 / b.peak(p) : 0.0}},
-          gflops, p);
+      b.add({{"phase", "decode"},
+             {"precision", p.name},
+             {"batch", B},
+             {"prompt_len", a.prompt_len},
+             {"new_tokens", a.new_tokens},
+             {"sampling", a.greedy ? "greedy" : "temperature 1"},
+             {"row_workers", workers},
+             {"seconds", best},
+             {"prefill_seconds", prefill},
+             {"tokens_per_s", B * N / best},
+             {"ms_per_step", decode_s > 0 ? decode_s * 1e3 / (N - 1) : 0.0},
+             {"decode_tokens_per_s", decode_s > 0 ? B * (N - 1) / decode_s : 0.0},
+             {"decode_fraction_of_matmul_peak",
+              decode_s > 0 ? decode_flops / decode_s / 1e9 / b.peak(p) : 0.0}},
+            gflops, p);
     }
   }
 }
@@ -436,6 +444,8 @@ void print_table(const Bench& b, std::ostream& os) {
         shape = "B=" + std::to_string(r["batch"].get<int64_t>()) + " " +
                 std::to_string(r["prompt_len"].get<int64_t>()) + "+" +
                 std::to_string(r["new_tokens"].get<int64_t>());
+        const int64_t workers = r.value("row_workers", int64_t{0});
+        if (workers > 0) shape += " w" + std::to_string(workers);
         detail = fmt(r["ms_per_step"].get<double>(), 2) + " ms/step, prefill " +
                  fmt(r["prefill_seconds"].get<double>(), 3) + " s, steps alone " +
                  fmt(100 * r["decode_fraction_of_matmul_peak"].get<double>(), 1) + "%";
@@ -488,7 +498,10 @@ void run_bench(const BenchArgs& args) {
     throw UsageError(
         "bench: --prompt-len, --new-tokens, --reps, --train-reps, --train-batch, --rl-* must be > 0 and "
         "--seq-len > 1");
-  if (phases.count("decode")) parse_list(a.batches, "--batch");  // usage errors before any work
+  if (phases.count("decode")) {  // usage errors before any work
+    parse_list(a.batches, "--batch");
+    if (!a.row_workers.empty()) parse_list(a.row_workers, "--row-workers");
+  }
   if (!a.matmul_sizes.empty()) parse_list(a.matmul_sizes, "--matmul-sizes");
   b.dtype = parse_dtype(a.dtype);
   b.precisions = parse_precisions(a, b.dtype, "fp32");
@@ -575,6 +588,9 @@ CommandRegistration reg([](CLI::App& app) {
   d->add_option("--matmul-sizes", a->matmul_sizes,
                 "Square matmul sizes whose best rate is the peak (default 1024,2048; 4096,8192 on CUDA)");
   d->add_option("--batch", a->batches, "decode: batch sizes, comma-separated")->capture_default_str();
+  d->add_option("--row-workers", a->row_workers,
+                "decode: row groups generated at once, each on its own thread, comma-separated to compare "
+                "(e.g. 1,2; shown as wN; default: generate's choice, one per thread on the CPU)");
   d->add_option("--prompt-len", a->prompt_len, "decode: prompt tokens")->capture_default_str();
   d->add_option("--new-tokens", a->new_tokens, "decode: new tokens per row")->capture_default_str();
   d->add_flag("--greedy", a->greedy, "decode: greedy instead of sampling at temperature 1");

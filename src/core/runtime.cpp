@@ -5,6 +5,8 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <dlfcn.h>
+
 #include <chrono>
 #include <climits>
 #include <cstdlib>
@@ -113,6 +115,12 @@ bool resolve_autocast_bf16(const std::string& setting, const std::string& device
   if (setting != "auto")
     throw ConfigError("model.autocast_bf16 \"" + setting + "\" is not one of true, false, auto");
   return device == "cuda" || cpu_has_native_bf16();
+}
+
+void set_blas_threads(int threads) {
+  using SetThreads = void (*)(int);
+  static const auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (fn != nullptr && threads > 0) fn(threads);
 }
 
 std::string loaded_blas_library() {

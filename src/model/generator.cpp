@@ -3,10 +3,16 @@
 #include "tinyzero/model/generator.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/torch.h>
 
+#include <exception>
+#include <thread>
+
 #include "tinyzero/core/errors.h"
+#include "tinyzero/core/runtime.h"
 #include "tinyzero/model/kv_cache.h"
 #include "tinyzero/model/qwen2.h"
 
@@ -155,9 +161,23 @@ const char* finish_reason_name(FinishReason r) {
   }
 }
 
-GenerateResult generate(CausalLMImpl& model, const at::Tensor& prompt_ids, const at::Tensor& prompt_mask,
-                        const GenerateOptions& o) {
-  validate(model, prompt_ids, prompt_mask, o);
+namespace {
+
+// Concatenated q/k/v and gate/up weights for the duration of a call (when asked for and not on yet).
+struct FuseGuard {
+  CausalLMImpl& m;
+  bool on;
+  FuseGuard(CausalLMImpl& model, bool fuse) : m(model), on(fuse && !model.fused_inference()) {
+    if (on) m.set_fused_inference(true);
+  }
+  ~FuseGuard() {
+    if (on) m.set_fused_inference(false);
+  }
+};
+
+// generate() for one group of prompts on the calling thread (inputs already validated).
+GenerateResult generate_rows(CausalLMImpl& model, const at::Tensor& prompt_ids, const at::Tensor& prompt_mask,
+                             const GenerateOptions& o) {
   torch::NoGradGuard no_grad;
   at::Device dev = model.device();
   at::Generator gen = make_generator(dev, o.seed);
@@ -168,15 +188,7 @@ GenerateResult generate(CausalLMImpl& model, const at::Tensor& prompt_ids, const
   at::Tensor mask = prompt_mask.to(dev).to(at::kLong);
   at::Tensor pos = positions_from_mask(mask);  // (B, P)
 
-  // Concatenated q/k/v and gate/up weights for the duration of this call.
-  struct FuseGuard {
-    CausalLMImpl& m;
-    bool on;
-    ~FuseGuard() {
-      if (on) m.set_fused_inference(false);
-    }
-  } fuse{model, o.fuse_weights && !model.fused_inference()};
-  if (fuse.on) model.set_fused_inference(true);
+  FuseGuard fuse(model, o.fuse_weights);
 
   // Prefill once per prompt, then repeat cache rows for the n samples.
   at::ScalarType cache_dtype = autocast_enabled(dev) ? at::kBFloat16 : model.dtype();
@@ -265,6 +277,83 @@ GenerateResult generate(CausalLMImpl& model, const at::Tensor& prompt_ids, const
   }
   finalize(r, o, stop_len, steps);
   return r;
+}
+
+// Row groups to generate at once on the CPU: one per intra-op thread (at most one per prompt), or
+// options.row_workers when set; 1 on other devices.
+int64_t row_workers(CausalLMImpl& model, const GenerateOptions& o, int64_t prompts) {
+  if (!model.device().is_cpu()) return 1;
+  const int64_t want = o.row_workers > 0 ? o.row_workers : static_cast<int64_t>(at::get_num_threads());
+  return std::max<int64_t>(1, std::min(want, prompts));
+}
+
+// The groups' results one after the other, as one call over all prompts would lay them out.
+GenerateResult concat_results(std::vector<GenerateResult>& parts, const GenerateOptions& o) {
+  int64_t width = 0;
+  for (const auto& p : parts) width = std::max(width, p.ids.size(1));
+  std::vector<at::Tensor> ids, logprobs, lengths;
+  GenerateResult r;
+  for (auto& p : parts) {
+    const int64_t extra = width - p.ids.size(1);
+    ids.push_back(at::constant_pad_nd(p.ids, {0, extra}, static_cast<double>(o.pad_id)));
+    logprobs.push_back(at::constant_pad_nd(p.logprobs, {0, extra}, 0.0));
+    lengths.push_back(p.lengths);
+    r.finish.insert(r.finish.end(), p.finish.begin(), p.finish.end());
+    r.steps = std::max(r.steps, p.steps);
+  }
+  r.ids = at::cat(ids, 0);
+  r.logprobs = at::cat(logprobs, 0);
+  r.lengths = at::cat(lengths, 0);
+  return r;
+}
+
+}  // namespace
+
+GenerateResult generate(CausalLMImpl& model, const at::Tensor& prompt_ids, const at::Tensor& prompt_mask,
+                        const GenerateOptions& o) {
+  validate(model, prompt_ids, prompt_mask, o);
+  torch::NoGradGuard no_grad;
+  const int64_t B = prompt_ids.size(0), workers = row_workers(model, o, B);
+  if (workers <= 1) return generate_rows(model, prompt_ids, prompt_mask, o);
+
+  // Small decode steps spend most of their time in per-operation overhead that a second intra-op
+  // thread does not shorten; whole row groups on their own threads do. The model is read-only here:
+  // weights fused and lazily built tables made before the threads start.
+  FuseGuard fuse(model, o.fuse_weights);
+  model.prepare_concurrent_inference();
+  const at::ThreadLocalState state;  // grad mode and autocast of this thread, for the workers
+  std::vector<GenerateResult> parts(static_cast<size_t>(workers));
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
+  {
+    struct Joiner {  // joins the started threads and restores the thread counts however this scope ends
+      int parent_threads = at::get_num_threads();
+      std::vector<std::thread> threads;
+      ~Joiner() {
+        for (auto& t : threads)
+          if (t.joinable()) t.join();
+        at::set_num_threads(parent_threads);
+        set_blas_threads(parent_threads);
+      }
+    } joiner;
+    for (int64_t g = 0; g < workers; ++g) {
+      const int64_t begin = B * g / workers, end = B * (g + 1) / workers;
+      joiner.threads.emplace_back([&, g, begin, end] {
+        try {
+          at::ThreadLocalStateGuard guard(state);
+          at::set_num_threads(1);  // this thread's ATen and BLAS work stays on this thread
+          GenerateOptions og = o;
+          og.seed = o.seed + static_cast<uint64_t>(g) * 0x9E3779B97F4A7C15ULL;  // group 0 keeps the seed
+          parts[g] = generate_rows(model, prompt_ids.narrow(0, begin, end - begin),
+                                   prompt_mask.narrow(0, begin, end - begin), og);
+        } catch (...) {
+          errors[g] = std::current_exception();
+        }
+      });
+    }
+  }
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  return concat_results(parts, o);
 }
 
 GenerateResult generate_reference(CausalLMImpl& model, const at::Tensor& prompt_ids,

@@ -81,9 +81,13 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 
 // The weight a fused inference matmul uses: under CPU/CUDA autocast a bf16 copy kept next to the fp32
 // one (autocast would otherwise convert the non-parameter copy again at every call).
+void ensure_bf16_copy(const at::Tensor& w, at::Tensor& w16) {
+  if (w.defined() && w.scalar_type() == at::kFloat && !w16.defined()) w16 = w.to(at::kBFloat16);
+}
+
 const at::Tensor& fused_weight(const at::Tensor& w, at::Tensor& w16, const at::Tensor& x) {
   if (w.scalar_type() == at::kFloat && autocast_enabled(x.device())) {
-    if (!w16.defined()) w16 = w.to(at::kBFloat16);
+    ensure_bf16_copy(w, w16);
     return w16;
   }
   return w;
@@ -187,6 +191,10 @@ void AttentionImpl::set_fused(bool on) {
       on && q_proj->bias.defined() ? at::cat({q_proj->bias, k_proj->bias, v_proj->bias}, 0) : at::Tensor();
 }
 
+void AttentionImpl::make_fused_bf16() { ensure_bf16_copy(fused_w_, fused_w16_); }
+
+void MlpImpl::make_fused_bf16() { ensure_bf16_copy(fused_w_, fused_w16_); }
+
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
   if (fused_w_.defined() && !at::GradMode::is_enabled()) {
     int64_t I = fused_w_.size(0) / 2;
@@ -263,6 +271,27 @@ void CausalLMImpl::set_fused_inference(bool on) {
   fused_ = on;
 }
 
+const at::Tensor& CausalLMImpl::rope_inv_freq(const at::Device& dev) {
+  if (!inv_freq_.defined() || inv_freq_.device() != dev) {
+    const int64_t D = config_.head_dim;
+    auto opts = at::TensorOptions().dtype(at::kLong).device(dev);
+    inv_freq_ =
+        1.0 / at::pow(config_.rope_theta, at::arange(0, D, 2, opts).to(at::kFloat) / static_cast<double>(D));
+  }
+  return inv_freq_;
+}
+
+void CausalLMImpl::prepare_concurrent_inference() {
+  const at::Device dev = device();
+  rope_inv_freq(dev);
+  if (!autocast_enabled(dev)) return;
+  for (auto& m : *model->layers) {
+    auto layer = m->as<DecoderLayerImpl>();
+    layer->self_attn->make_fused_bf16();
+    layer->mlp->make_fused_bf16();
+  }
+}
+
 at::Device CausalLMImpl::device() { return model->embed_tokens->weight.device(); }
 at::ScalarType CausalLMImpl::dtype() { return model->embed_tokens->weight.scalar_type(); }
 
@@ -301,14 +330,9 @@ at::Tensor CausalLMImpl::hidden_states(const at::Tensor& ids, const at::Tensor& 
   if (layer_outputs) layer_outputs->push_back(x);
 
   // Rotary tables (fp32, as Hugging Face computes them), shared by every layer.
-  int64_t D = config_.head_dim;
   auto f32 = at::TensorOptions().dtype(at::kFloat).device(dev);
-  if (!inv_freq_.defined() || inv_freq_.device() != dev) {
-    inv_freq_ = 1.0 / at::pow(config_.rope_theta, at::arange(0, D, 2, f32.dtype(at::kLong)).to(at::kFloat) /
-                                                      static_cast<double>(D));
-  }
-  at::Tensor freqs = position_ids.to(dev).to(at::kFloat).unsqueeze(-1) * inv_freq_;  // (B, T, D/2)
-  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(2);                         // (B, T, 1, D)
+  at::Tensor freqs = position_ids.to(dev).to(at::kFloat).unsqueeze(-1) * rope_inv_freq(dev);  // (B, T, D/2)
+  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(2);                                  // (B, T, 1, D)
   ForwardTables tables;
   tables.cos = emb.cos().to(x.scalar_type());
   tables.sin = emb.sin().to(x.scalar_type());

@@ -23,7 +23,7 @@ void keep_freed_memory();
 std::string resolve_device(const std::string& requested);
 
 struct BlasProbe {
-  double gflops = 0;         // measured fp32 matmul rate
+  double gflops = 0;             // measured fp32 matmul rate
   bool looks_reference = false;  // far below an optimised BLAS: likely the reference BLAS fallback
 };
 // Times a small fp32 matmul (~0.1 s). Reference BLAS runs at ~5 GFLOP/s here, OpenBLAS at 100+.
@@ -39,6 +39,11 @@ bool cpuinfo_has_native_bf16(const std::string& cpuinfo);
 // Whether bf16 autocast runs for model.autocast_bf16 = "true" | "false" | "auto" on `device` ("cpu" or
 // "cuda"): auto = on for CUDA and for a CPU with native bf16 matmul, off on any other CPU.
 bool resolve_autocast_bf16(const std::string& setting, const std::string& device);
+
+// Tells a loaded OpenBLAS to use `threads` threads (found at run time; a no-op for other BLAS
+// libraries). OpenBLAS keeps one global count, set by the last call from a thread whose OpenMP limit
+// differed: a call from a 1-thread worker leaves every later call, on any thread, single-threaded.
+void set_blas_threads(int threads);
 
 // Path of the BLAS shared library loaded in this process ("" when none is found).
 std::string loaded_blas_library();

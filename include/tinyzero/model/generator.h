@@ -44,6 +44,10 @@ struct GenerateOptions {
   bool compact = true;           // at a check, drop finished rows when at least half have finished
   bool fuse_weights = true;      // concatenated q/k/v and gate/up weight copies during the call (faster;
                                  // costs one more copy of those weights in memory)
+  int64_t row_workers = 0;       // CPU: prompts split into this many groups, each generated on its own
+                                 // thread with one intra-op thread; 0 = the intra-op thread count, 1 = off.
+                                 // Group g samples with seed + g * 0x9E3779B97F4A7C15 (group 0: seed), so
+                                 // sampled rows depend on the group count; greedy ones do not
 };
 
 struct GenerateResult {

@@ -52,6 +52,7 @@ class AttentionImpl : public torch::nn::Module {
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   // Inference only: one concatenated q/k/v weight (a copy), used when grad mode is off.
   void set_fused(bool on);
+  void make_fused_bf16();  // the bf16 copy of the fused weight now (when fused), not on first use
 
  private:
   int64_t heads_, kv_heads_, head_dim_;
@@ -66,6 +67,7 @@ class MlpImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);  // down(silu(gate(x)) * up(x))
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
   void set_fused(bool on);  // inference only: one concatenated gate/up weight (a copy)
+  void make_fused_bf16();   // the bf16 copy of the fused weight now (when fused), not on first use
 
  private:
   at::Tensor fused_w_, fused_b_;  // (2 I, hidden), (2 I)
@@ -130,6 +132,11 @@ class CausalLMImpl : public torch::nn::Module {
   void set_fused_inference(bool on);
   bool fused_inference() const { return fused_; }
 
+  // Makes now what forwards would otherwise make on first use (the rotary frequencies on the
+  // parameters' device; under an active autocast, the bf16 copies of the fused weights), so that
+  // several threads can then run no-grad forwards of this model at once (generate's row workers).
+  void prepare_concurrent_inference();
+
   const TransformerConfig& config() const { return config_; }
   at::Device device();
   at::ScalarType dtype();
@@ -141,6 +148,7 @@ class CausalLMImpl : public torch::nn::Module {
   TransformerConfig config_;
   bool checkpointing_ = false, fused_ = false;
   at::Tensor inv_freq_;  // (D/2) fp32 rotary frequencies, on the parameters' device
+  const at::Tensor& rope_inv_freq(const at::Device& dev);  // inv_freq_, made or moved on first use
 };
 TORCH_MODULE(CausalLM);
 

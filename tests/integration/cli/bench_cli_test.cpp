@@ -57,11 +57,12 @@ class BenchCli : public ::testing::Test {
 };
 
 TEST_F(BenchCli, EveryPhaseWithMfuAndRlSplit) {
-  testing::CliResult r = run_cli("bench --model-config " + path("config.json") +
-                    " --threads 1 --matmul-sizes 256 --precision fp32,bf16 --batch 2,3 --prompt-len 8 "
-                    "--new-tokens 6 --train-batch 2 --seq-len 12"
-                    " --train-reps 1 --rl-prompts 2 --rl-n 2 --rl-response 6 --rl-steps 1 --json " +
-                    path("bench.json"));
+  testing::CliResult r =
+      run_cli("bench --model-config " + path("config.json") +
+              " --threads 1 --matmul-sizes 256 --precision fp32,bf16 --batch 2,3 --prompt-len 8 "
+              "--new-tokens 6 --train-batch 2 --seq-len 12"
+              " --train-reps 1 --rl-prompts 2 --rl-n 2 --rl-response 6 --rl-steps 1 --json " +
+              path("bench.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("matmul peak: fp32"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("timing_s/update_actor"), std::string::npos) << r.output;
@@ -113,17 +114,32 @@ TEST_F(BenchCli, EveryPhaseWithMfuAndRlSplit) {
 }
 
 TEST_F(BenchCli, PhaseSelectionDefaultsMatmulAloneAndSkippedRl) {
-  testing::CliResult r = run_cli("bench decode train --model-config " + path("config.json") +
-                    " --threads 1 --matmul-sizes 256 --batch 2 --prompt-len 4 --new-tokens 4 --train-batch 2"
-                    " --seq-len 4 --train-reps 1 --json");
+  testing::CliResult r =
+      run_cli("bench decode train --model-config " + path("config.json") +
+              " --threads 1 --matmul-sizes 256 --batch 2 --prompt-len 4 --new-tokens 4 --train-batch 2"
+              " --seq-len 4 --train-reps 1 --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  json j = json::parse(r.output);         // --json without a file: JSON on stdout
+  json j = json::parse(r.output);      // --json without a file: JSON on stdout
   ASSERT_EQ(j["results"].size(), 3u);  // default precisions: decode fp32; train fp32 and bf16 autocast
   EXPECT_EQ(j["results"][0]["phase"], "decode");
   EXPECT_EQ(j["results"][0]["precision"], "fp32");
   EXPECT_EQ(j["results"][2]["phase"], "train");
   EXPECT_EQ(j["results"][2]["precision"], "bf16-autocast");
   EXPECT_FALSE(j.contains("rl_step"));
+
+  // Decode with one and two row groups, compared in one run.
+  r = run_cli(
+      "bench decode --model-config " + path("config.json") +
+      " --threads 1 --matmul-sizes 256 --batch 2 --row-workers 1,2 --prompt-len 4 --new-tokens 4 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  j = json::parse(r.output);
+  ASSERT_EQ(j["results"].size(), 2u);
+  EXPECT_EQ(j["results"][0]["row_workers"], 1);
+  EXPECT_EQ(j["results"][1]["row_workers"], 2);
+  EXPECT_GT(j["results"][1]["tokens_per_s"].get<double>(), 0);
+  r = run_cli("bench decode --model-config " + path("config.json") + " --row-workers 0,x");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--row-workers"), std::string::npos) << r.output;
 
   r = run_cli("bench matmul --threads 1 --matmul-sizes 128,256 --json");  // no model needed
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -133,7 +149,7 @@ TEST_F(BenchCli, PhaseSelectionDefaultsMatmulAloneAndSkippedRl) {
 
   // A model directory without a tokenizer: the RL step is skipped with a note, not an error.
   r = run_cli("bench rl --model " + std::string(TZ_TEST_DATA_DIR) +
-          "/qwen2-tiny/tied-f32 --threads 1 --matmul-sizes 256");
+              "/qwen2-tiny/tied-f32 --threads 1 --matmul-sizes 256");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("RL step: skipped"), std::string::npos) << r.output;
 }
@@ -145,7 +161,8 @@ TEST_F(BenchCli, BadArgumentsExitWithUsageErrors) {
   EXPECT_EQ(run_cli("bench decode" + cfg + " --model x").exit_code, 2);
   EXPECT_EQ(run_cli("bench train" + cfg + " --precision fp16").exit_code, 2);
   EXPECT_EQ(run_cli("bench warp" + cfg).exit_code, 2);
-  EXPECT_EQ(run_cli("bench decode" + cfg + " --prompt-len 200 --new-tokens 100 --matmul-sizes 64").exit_code, 2);
+  EXPECT_EQ(run_cli("bench decode" + cfg + " --prompt-len 200 --new-tokens 100 --matmul-sizes 64").exit_code,
+            2);
   EXPECT_EQ(run_cli("bench matmul --matmul-sizes 0").exit_code, 2);
   testing::CliResult r = run_cli("bench rl" + cfg + " --matmul-sizes 64 --rl-set actor.optim.lr=-1");
   EXPECT_EQ(r.exit_code, 2) << r.output;

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "tinyzero/core/errors.h"
+#include "tinyzero/model/logprobs.h"
 #include "tinyzero/model/qwen2.h"
 #include "tinyzero/model/weights.h"
 #include "unit/model/fixture.h"
@@ -111,6 +112,27 @@ TEST_F(Sampling, CachedEqualsReferenceWithSamplesPerPromptAndFilters) {
   }
 }
 
+TEST_F(Sampling, SampledLogProbsEqualARecomputedPass) {
+  // What rollout.reuse_log_probs relies on: the log-prob the sampler reports for each token equals the
+  // one a full forward pass over prompt + response gives at the same temperature.
+  GenerateOptions o;
+  o.max_new_tokens = 12;
+  o.num_samples = 2;
+  o.seed = 3;
+  o.pad_id = 699;
+  o.sampling.temperature = 0.7;
+  GenerateResult g = generate(*model_, ids_, mask_, o);
+  const int64_t P = ids_.size(1), N = g.ids.size(1);
+  at::Tensor ids = at::cat({ids_.repeat_interleave(2, 0), g.ids}, 1);
+  at::Tensor mask = at::cat({mask_.repeat_interleave(2, 0), at::ones_like(g.ids)}, 1);
+  LogProbOptions lo;
+  lo.temperature = 0.7;
+  torch::NoGradGuard no_grad;
+  at::Tensor recomputed = token_logprobs(*model_, ids, mask, lo).logprobs.narrow(1, P - 1, N);  // (6, N)
+  EXPECT_LT(max_abs_diff(recomputed, g.logprobs), 1e-4);
+  EXPECT_LT(g.logprobs.max().item<float>(), 0.0f);  // every row ran to the budget: all real tokens
+}
+
 TEST_F(Sampling, TopKOneIsGreedyAndTopPKeepsTheNucleus) {
   GenerateOptions o;
   o.max_new_tokens = 10;
@@ -201,6 +223,54 @@ TEST_F(Sampling, AStopStringInTheLastWindowStillEndsTheRow) {
     EXPECT_EQ(stopped.lengths[row].item<int64_t>(), 14) << row;
     EXPECT_TRUE(stopped.ids[row].equal(full.ids[row].narrow(0, 0, 14))) << row;
   }
+}
+
+TEST_F(Sampling, RowWorkersSplitPromptsIntoGroupsOnTheirOwnThreads) {
+  // Greedy, rows ending at different steps (EOS) and one stopped by a stop check: each prompt on its
+  // own thread gives what one group gives, padded to the longest row.
+  GenerateOptions o = greedy_16(4);
+  GenerateResult full = generate(*model_, ids_, mask_, o);
+  o.eos_ids = {full.ids[0][3].item<int64_t>()};
+  o.stop_check = [&](const std::vector<std::vector<int64_t>>& rows) {
+    std::vector<int64_t> keep;
+    for (const auto& r : rows)
+      keep.push_back(r.size() >= 9 && r[0] == full.ids[2][0].item<int64_t>() ? 9 : -1);
+    return keep;
+  };
+  o.row_workers = 1;
+  GenerateResult one = generate(*model_, ids_, mask_, o);
+  o.row_workers = 3;
+  GenerateResult three = generate(*model_, ids_, mask_, o);
+  EXPECT_TRUE(three.ids.equal(one.ids)) << three.ids << one.ids;
+  EXPECT_TRUE(three.lengths.equal(one.lengths));
+  EXPECT_EQ(three.finish, one.finish);
+  EXPECT_LT(max_abs_diff(three.logprobs, one.logprobs), 1e-5);
+  EXPECT_EQ(three.steps, one.steps);
+
+  // Sampled, 2 samples per prompt, 2 groups (prompt 0; prompts 1-2): group g draws from seed + g * K,
+  // so each group's rows are those of a one-group call on its prompts with that seed.
+  GenerateOptions s;
+  s.max_new_tokens = 10;
+  s.num_samples = 2;
+  s.seed = 7;
+  s.pad_id = 699;
+  s.eos_ids = {5, 17, 300};
+  s.row_workers = 2;
+  GenerateResult split = generate(*model_, ids_, mask_, s);
+  EXPECT_TRUE(generate(*model_, ids_, mask_, s).ids.equal(split.ids));  // reproducible
+  s.row_workers = 1;
+  GenerateResult g0 = generate(*model_, ids_.narrow(0, 0, 1), mask_.narrow(0, 0, 1), s);
+  s.seed = 7 + 0x9E3779B97F4A7C15ULL;
+  GenerateResult g1 = generate(*model_, ids_.narrow(0, 1, 2), mask_.narrow(0, 1, 2), s);
+  ASSERT_EQ(split.ids.size(0), 6);
+  EXPECT_TRUE(split.ids.narrow(0, 0, 2).narrow(1, 0, g0.ids.size(1)).equal(g0.ids));
+  EXPECT_TRUE(split.ids.narrow(0, 2, 4).narrow(1, 0, g1.ids.size(1)).equal(g1.ids));
+  EXPECT_TRUE(split.lengths.equal(at::cat({g0.lengths, g1.lengths})));
+
+  // An error on a worker thread reaches the caller.
+  o.row_workers = 2;
+  o.stop_check = [](const std::vector<std::vector<int64_t>>&) { return std::vector<int64_t>{}; };
+  EXPECT_THROW(generate(*model_, ids_, mask_, o), Error);
 }
 
 TEST_F(Sampling, BadOptionsAreRefused) {
