@@ -385,6 +385,11 @@ void validate_config(const TrainConfig& config, const ConfigOrigins& origins) {
   if ((algo == "grpo" || algo == "rloo") && r.n > 1 && r.temperature == 0)
     fail({"algorithm.name", "rollout.temperature"}, "greedy sampling makes every response of a group identical",
          "set rollout.temperature > 0 (1.0 is usual)");
+  if (r.reuse_log_probs && algo != "sft" && (r.top_k > 0 || r.top_p < 1.0 || r.temperature == 0))
+    fail({"rollout.reuse_log_probs", "rollout.top_k", "rollout.top_p", "rollout.temperature"},
+         "the sampler's log-probs are those of the policy only when sampling is unfiltered",
+         "set rollout.top_k=0, rollout.top_p=1 and rollout.temperature > 0, or "
+         "rollout.reuse_log_probs=false");
   if (algo == "sft" && d.train_files.empty())
     fail({"algorithm.name", "data.train_files"}, "sft needs prompt/response pairs",
          "set data.train_files to a JSONL file of {\"prompt\": ..., \"response\": ...} lines");

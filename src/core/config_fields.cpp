@@ -63,6 +63,7 @@ void RolloutConfig::describe(Schema& s) {
   s.field("micro_batch_size", &micro_batch_size, 256, "sequences generated together (KV cache memory grows with it)", Check::at_least(1));
   s.field("log_prob_micro_batch_size", &log_prob_micro_batch_size, 16, "sequences per forward pass for old/reference log-probs and values", Check::at_least(1));
   s.field("val_temperature", &val_temperature, 0.0, "temperature of validation; 0 = greedy", Check::non_negative());
+  s.field("reuse_log_probs", &reuse_log_probs, false, "take the old policy's log-probs from the sampler instead of a separate pass over the rollouts (the same weights and temperature: equal up to rounding in fp32, close under bf16 autocast); needs unfiltered sampling (top_k 0, top_p 1, temperature > 0)");
 }
 
 void KlControlConfig::describe(Schema& s) {

@@ -59,6 +59,7 @@ struct Rollout {
   std::vector<int64_t> group;  // (B) prompt index of each row
   std::vector<bool> correct, format_ok, truncated;
   std::vector<std::string> prompts, responses;  // decoded, for sample logs
+  at::Tensor sample_log_probs;  // (B, R) the sampler's log-prob of each response token, 0 after the end
   at::Tensor old_log_probs, ref_log_probs, advantages;  // (B, R)
   at::Tensor values, returns;  // (B, R), PPO only
   int64_t rows() const { return input_ids.size(0); }
@@ -72,7 +73,7 @@ Rollout concat_rollouts(std::vector<Rollout>& parts, int64_t pad_id) {
   for (auto& p : parts) P = std::max(P, p.prompt_len), R = std::max(R, p.response_len());
   Rollout out;
   out.prompt_len = P;
-  std::vector<at::Tensor> ids, masks, rmasks, scores;
+  std::vector<at::Tensor> ids, masks, rmasks, scores, sample_lps;
   int64_t group_offset = 0;
   for (auto& p : parts) {
     const int64_t lp = P - p.prompt_len, rp = R - p.response_len();
@@ -83,6 +84,7 @@ Rollout concat_rollouts(std::vector<Rollout>& parts, int64_t pad_id) {
     masks.push_back(torch::cat({torch::zeros({p.rows(), lp}, pmask.options()), pmask, rmask,
                                 torch::zeros({p.rows(), rp}, rmask.options())}, 1));
     rmasks.push_back(torch::cat({p.response_mask, torch::zeros({p.rows(), rp}, p.response_mask.options())}, 1));
+    sample_lps.push_back(at::constant_pad_nd(p.sample_log_probs, {0, rp}, 0.0));
     scores.push_back(p.scores);
     int64_t max_group = -1;
     for (auto g : p.group) out.group.push_back(g + group_offset), max_group = std::max(max_group, g);
@@ -96,6 +98,7 @@ Rollout concat_rollouts(std::vector<Rollout>& parts, int64_t pad_id) {
   out.input_ids = torch::cat(ids, 0);
   out.attention_mask = torch::cat(masks, 0);
   out.response_mask = torch::cat(rmasks, 0);
+  out.sample_log_probs = torch::cat(sample_lps, 0);
   out.scores = torch::cat(scores, 0);
   return out;
 }
@@ -107,6 +110,7 @@ Rollout select_rows(const Rollout& r, const std::vector<int64_t>& rows) {
   out.input_ids = r.input_ids.index_select(0, index);
   out.attention_mask = r.attention_mask.index_select(0, index);
   out.response_mask = r.response_mask.index_select(0, index);
+  out.sample_log_probs = r.sample_log_probs.index_select(0, index);
   out.scores = r.scores.index_select(0, index.to(r.scores.device()));
   out.prompt_len = r.prompt_len;
   for (auto i : rows) {
@@ -349,9 +353,13 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
   if (s.device.is_cpu() && !cpu_has_native_bf16() && s.bf16_autocast) {
     spdlog::warn(
         "model.autocast_bf16=true on a CPU without native bf16 matmul (no avx512_bf16, amx_bf16 or bf16 in "
-        "/proc/cpuinfo): bf16 matmuls run 10-30x slower than fp32 here; set model.autocast_bf16=auto or false");
+        "/proc/cpuinfo): bf16 matmuls run 10-30x slower than fp32 here; set model.autocast_bf16=auto or "
+        "false");
   } else if (c.model.autocast_bf16 == "auto") {
-    spdlog::info("model.autocast_bf16=auto: bf16 autocast {}", s.bf16_autocast ? (s.device.is_cuda() ? "on (CUDA)" : "on (this CPU has native bf16 matmul)") : "off (this CPU has no native bf16 matmul; matmuls in fp32)");
+    const char* why = !s.bf16_autocast         ? "off (this CPU has no native bf16 matmul; matmuls in fp32)"
+                      : s.device.is_cuda() ? "on (CUDA)"
+                                           : "on (this CPU has native bf16 matmul)";
+    spdlog::info("model.autocast_bf16=auto: bf16 autocast {}", why);
   }
   torch::manual_seed(c.trainer.seed);
 
@@ -530,6 +538,8 @@ std::vector<Rollout> Trainer::State::generate_rollouts(const std::vector<Problem
     r.input_ids = torch::cat({ids.repeat_interleave(n, 0), resp}, 1);
     r.attention_mask = torch::cat({mask.repeat_interleave(n, 0), rmask.to(torch::kLong).to(device)}, 1);
     r.response_mask = rmask.to(device);
+    r.sample_log_probs =
+        gen.ids.size(1) > 0 ? gen.logprobs : torch::zeros({rows, 1}, torch::kFloat).to(device);  // (rows, R)
     std::vector<float> scores(static_cast<size_t>(rows));
     at::Tensor resp_cpu = resp.to(torch::kCPU);
     auto acc = resp_cpu.accessor<int64_t, 2>();
@@ -775,8 +785,10 @@ Metrics Trainer::State::rl_step() {
   // the old log-probs equal the current ones at update time, so no extra pass is needed.
   const bool on_policy = c.actor.ppo_epochs == 1 && c.actor.ppo_mini_batch_size == c.data.train_batch_size &&
                          !c.algorithm.use_kl_in_reward && !c.algorithm.filter_groups;
+  // With rollout.reuse_log_probs the sampler's own log-probs (same weights, same temperature) stand in.
   t0 = Clock::now();
-  if (!on_policy) r.old_log_probs = batched_log_probs(*actor, r);
+  if (!on_policy)
+    r.old_log_probs = c.rollout.reuse_log_probs ? r.sample_log_probs : batched_log_probs(*actor, r);
   m["timing_s/old_log_prob"] = seconds_since(t0);
   t0 = Clock::now();
   if (reference) {

@@ -219,6 +219,33 @@ TEST_F(TrainRun, RlMicroBatchesGiveTheWholeBatchGradient) {
   for (const auto& m : step1) EXPECT_LT(std::abs(m["actor/kl_loss"].get<double>()), 1e-6);
 }
 
+TEST_F(TrainRun, ReusedSamplerLogProbsGiveTheSameUpdates) {
+  // Two mini-batches per step make the update off-policy, so it needs the old policy's log-probs:
+  // recomputed by a pass over the rollouts, or (rollout.reuse_log_probs) the sampler's own, drawn from
+  // the same weights at the same temperature. Both must give the same losses and gradients.
+  std::vector<std::vector<nlohmann::json>> runs;
+  for (const std::string reuse : {"false", "true"}) {
+    auto r = train("reuse_" + reuse, "trainer.total_steps=2 trainer.test_freq=0 trainer.save_freq=0 "
+                                     "trainer.val_before_train=false actor.ppo_mini_batch_size=2 "
+                                     "rollout.temperature=0.8 rollout.reuse_log_probs=" + reuse);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    runs.push_back(metrics("reuse_" + reuse));
+    ASSERT_EQ(runs.back().size(), 2u);
+  }
+  for (size_t step = 0; step < 2; ++step) {
+    for (const char* key : {"actor/pg_loss", "actor/kl_loss", "actor/grad_norm", "actor/entropy"}) {
+      const double want = runs[0][step][key].get<double>(), got = runs[1][step][key].get<double>();
+      EXPECT_NEAR(got, want, 1e-4 * std::abs(want) + 1e-7) << key << ", step " << step + 1;
+    }
+    EXPECT_LT(runs[1][step]["timing_s/old_log_prob"].get<double>(), 0.01);  // no pass
+  }
+  // Filtered sampling changes the distribution sampled from: refused, with the keys to change.
+  auto bad = train("reuse_top_k", "rollout.reuse_log_probs=true rollout.top_k=5");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.output, HasSubstr("rollout.reuse_log_probs"));
+  EXPECT_THAT(bad.output, HasSubstr("rollout.top_k=0"));
+}
+
 TEST_F(TrainRun, SftMicroBatchesGiveTheWholeBatchLoss) {
   // Responses from 1 to 16 attempts long: SFT sorts a batch by length and pads each micro-batch to its
   // own longest row. One row per micro-batch (no padding at all), 4 per micro-batch and the whole batch
