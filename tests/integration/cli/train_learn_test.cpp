@@ -114,8 +114,9 @@ class TrainLearn : public ::testing::Test {
 };
 
 TEST_F(TrainLearn, GrpoLearnsTheAnswerFormat) {
-  // 8 prompts x 4 responses per step; KL loss to the reference on, as in the GRPO recipes.
-  auto r = train("grpo", "algorithm.name=grpo actor.optim.lr=1e-3 actor.use_kl_loss=true trainer.total_steps=20", base_);
+  // 8 prompts x 4 responses per step; KL loss to the reference on, as in the GRPO recipes. lr 5e-4:
+  // at 1e-3 the format rate collapsed after step 8 on a 2-core AVX2 EPYC (fp32 OpenBLAS ZEN kernels).
+  auto r = train("grpo", "algorithm.name=grpo actor.optim.lr=5e-4 actor.use_kl_loss=true trainer.total_steps=20", base_);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_clear_rise(read_metrics(dir_ + "/grpo"), "reward/format_rate", 3, 32);
 }
