@@ -79,12 +79,13 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   }
 };
 
-// The weight a fused inference matmul uses: under CPU/CUDA autocast a bf16 copy kept next to the fp32
-// one (autocast would otherwise convert the non-parameter copy again at every call).
+// Makes w16, the bf16 copy of an fp32 fused weight w, unless it exists.
 void ensure_bf16_copy(const at::Tensor& w, at::Tensor& w16) {
   if (w.defined() && w.scalar_type() == at::kFloat && !w16.defined()) w16 = w.to(at::kBFloat16);
 }
 
+// The weight a fused inference matmul uses: under CPU/CUDA autocast a bf16 copy kept next to the fp32
+// one (autocast would otherwise convert the non-parameter copy again at every call).
 const at::Tensor& fused_weight(const at::Tensor& w, at::Tensor& w16, const at::Tensor& x) {
   if (w.scalar_type() == at::kFloat && autocast_enabled(x.device())) {
     ensure_bf16_copy(w, w16);
