@@ -23,9 +23,15 @@ and why each wrong answer is wrong, judged at the last comparison before </think
 Usage: scripts/trace-stats.py PROBLEMS.jsonl MODEL_DIR [--n 200] [--max-new-tokens 256]
                               [--greedy] [--bin build/tinyzero-train]
        scripts/trace-stats.py --generations RUN/val/step_N.jsonl
+       scripts/trace-stats.py --first-hit WHOLE_LISTS.jsonl [--tokenizer MODEL_DIR]
 PROBLEMS.jsonl: `tinyzero-train data countdown ... --out DIR` writes DIR/test.jsonl (use the demo's
 ranges and seed to get its held-out set). --generations reads what a training run's validation wrote
-(trainer.validation_data_dir) instead of generating. Standard library only.
+(trainer.validation_data_dir) instead of generating. For the ordered layout it also gives the share of
+sound attempts (every step, the numbers and the group's own step right) by the group they are in.
+--first-hit reads a corpus of whole fixed-order lists (`data countdown-sft --order fixed --compare
+--stop-prob 0 --attempts 1000`) and says in which group, and after how many response tokens, the
+fixed order first reaches the target: what a model that listed without a slip and stopped at its
+first hit would score within a length limit. Standard library only.
 """
 import argparse
 import collections
@@ -45,15 +51,16 @@ def value(expr):
 
 
 def attempts_of(think):
-    """(attempt, group) pairs of a trace: random attempts "a1, a2" (group None) or the ordered
-    layout's "x+y=r: r+c=v, r-c=w; ..." (group "x+y=r")."""
+    """(attempt, group, position) of a trace's attempts: random attempts "a1, a2" (group None) or the
+    ordered layout's "x+y=r: r+c=v, r-c=w; ..." (group "x+y=r"); position counts the "; "-separated
+    chunks from 1 (the ordered layout's groups)."""
     out = []
-    for chunk in think.split(";"):
+    for position, chunk in enumerate(think.split(";"), 1):
         group = None
         head = re.match(r"\s*([0-9+\-*/]+=\d+):(.*)$", chunk)
         if head:
             group, chunk = head.group(1), head.group(2)
-        out += [(a.strip(), group) for a in chunk.split(",") if a.strip()]
+        out += [(a.strip(), group, position) for a in chunk.split(",") if a.strip()]
     return out
 
 
@@ -124,6 +131,44 @@ def outcome(p, text, right):
     return "wrong numbers" if holds else "false \"=\": arith"
 
 
+def first_hit(args):
+    """--first-hit: where the fixed order first reaches the target, from a corpus listing every
+    candidate (data countdown-sft --order fixed --compare --stop-prob 0 --attempts 1000): the group it
+    is in and, with --tokenizer, the response's length in tokens had it stopped and answered there."""
+    groups, cuts = [], []
+    for n, line in enumerate(open(args.first_hit), 1):
+        rec = json.loads(line)
+        think = rec["response"].split("</think>")[0]
+        hit, cursor = None, 0
+        for a, group, position in attempts_of(think):
+            cursor = think.index(a, cursor) + len(a)
+            rel = relation(a)
+            if rel and rel[0] == "=":
+                hit = (position, expand(a.split("=")[0], group) if group else a.split("=")[0])
+                break
+        if not hit:
+            sys.exit("%s:%d: no attempt reaches the target: not a whole fixed-order list with --compare"
+                     % (args.first_hit, n))
+        groups.append(hit[0])
+        cuts.append("%s </think> <answer>%s</answer>" % (think[:cursor], hit[1]))
+    n = len(groups)
+    line = "first hit by group (cumulative): " + " ".join(
+        "%d %.1f%%" % (k, 100.0 * sum(g <= k for g in groups) / n) for k in sorted(set(groups)))
+    print("%d problems; %s" % (n, line))
+    if args.tokenizer:
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as f:
+            f.writelines(json.dumps({"text": c}) + "\n" for c in cuts)
+            f.flush()
+            cmd = [args.bin, "tokenizer", "encode", "--tokenizer", args.tokenizer, "--input", f.name]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(out.stderr)
+        lengths = sorted(len(json.loads(x)["ids"]) for x in out.stdout.splitlines() if x.strip())
+        within = ("%d: %.1f%%" % (m, 100.0 * sum(x <= m for x in lengths) / n)
+                  for m in (128, 192, 256, 288, 384, 480))
+        print("response tokens to the first hit: median %d; within %s" % (lengths[n // 2], ", ".join(within)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("problems", nargs="?")
@@ -133,8 +178,12 @@ def main():
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--greedy", action="store_true")
     ap.add_argument("--bin", default="build/tinyzero-train")
+    ap.add_argument("--first-hit", help="a corpus of whole fixed-order lists: where each first hits")
+    ap.add_argument("--tokenizer", help="--first-hit: a model or tokenizer directory to count tokens with")
     args = ap.parse_args()
 
+    if args.first_hit:
+        return first_hit(args)
     if args.generations:
         probs, texts = read_generations(args.generations)
     elif args.problems and args.model:
@@ -145,9 +194,10 @@ def main():
     steps, bad, outcomes = collections.Counter(), collections.Counter(), collections.Counter()
     attempts = arith = nums_ok = hits = answers = 0
     cmp_total = cmp_right = cmp_target = 0
+    by_position, sound_at = collections.Counter(), collections.Counter()  # ordered layout, by group
     for p, text in zip(probs, texts):
         found = False
-        for a, group in attempts_of(text.split("</think>")[0]):
+        for a, group, position in attempts_of(text.split("</think>")[0]):
             rel = relation(a)
             if rel:
                 a = a[: rel[2]]
@@ -179,8 +229,12 @@ def main():
                     cmp_right += (v < t and r == "<") or (v == t and r == "=") or (v > t and r == ">")
                     cmp_target += t == p["target"]
                 found |= good and used == sorted(p["nums"]) and abs(value(full) - p["target"]) < 1e-9
+                sound = good and used == sorted(p["nums"]) and abs(value(full) - v) < 1e-9
             except Exception:
-                pass
+                sound = False
+            if group:
+                by_position[min(position, 10)] += 1
+                sound_at[min(position, 10)] += sound
         hits += found
         m = re.findall(r"<answer>(.*?)</answer>", text)
         right = False
@@ -201,6 +255,10 @@ def main():
               % (cmp_total, pct(cmp_right, cmp_total), pct(cmp_target, cmp_total)))
     print("steps that hold: " + " ".join("%s%s %.0f%% (%d)" % (k[0], k[1], 100 - pct(bad[k], steps[k]), steps[k])
                                          for k in sorted(steps)))
+    if by_position:
+        print("sound attempts by group (steps, numbers and group right): " +
+              " ".join("%s%d %.0f%% (%d)" % ("" if k < 10 else ">=", k, pct(sound_at[k], by_position[k]),
+                                             by_position[k]) for k in sorted(by_position)))
     print("outcomes: " + ", ".join("%s %.1f%%" % (k, pct(v, n)) for k, v in outcomes.most_common()))
 
 
