@@ -1,11 +1,11 @@
 // The tiny demo in CI size: the README's main command (scripts/quickstart.sh) from its warmed-up
 // model on, run with the binary under test. The warm-up is the demo's own (steps 1-2 of
 // quickstart.sh: a tiny model and tokenizer built from nothing, SFT on a corpus that never shows a
-// held-out problem), stored in tests/data/tiny-demo-warm (its README says how it was made), because
-// it takes a quarter of an hour. From it, GRPO on Countdown with TinyZero's reward for 10 steps, with
+// held-out problem, in two legs), stored in tests/data/tiny-demo-warm (its README says how it was
+// made), because its SFT takes 30-50 minutes. From it, GRPO on Countdown with TinyZero's reward for 10 steps, with
 // the demo's own GRPO config (configs/tiny/grpo.yaml), must raise the held-out success rate (greedy,
 // the same 500 problems before and after, scored by the reward) above the warmed-up base by more
-// than chance can explain, judged problem by problem. About 6 minutes on one core.
+// than chance can explain, judged problem by problem. About 8 minutes on one core.
 //
 // TZ_DEMO_SEED=N (environment) runs it with trainer.seed=N, to measure the spread over seeds.
 #include <gtest/gtest.h>
