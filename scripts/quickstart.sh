@@ -54,8 +54,8 @@ else
   attempts=64 problems=1300 val=500
 fi
 for kv in "${task[@]}"; do sets+=(--set "$kv"); done
-ckpt=$(printf '%s/sft/checkpoints/step_%08d' "$demo" "$sft_steps")
-ckpt2=$(printf '%s/sft2/checkpoints/step_%08d' "$demo" "$sft2_steps")
+checkpoint() { printf '%s/checkpoints/step_%08d' "$1" "$2"; }  # RUN_DIR STEP
+ckpt=$(checkpoint "$demo/sft" "$sft_steps")
 batch=$(awk '/train_batch_size:/ { print $2; exit }' configs/tiny/sft.yaml)
 
 if [ -n "${WARM_MODEL:-}" ]; then
@@ -76,7 +76,7 @@ else
   sft() {  # MODEL CORPUS RUN_DIR STEPS [overrides...]
     local model=$1 corpus=$2 run=$3 steps=$4
     shift 4
-    if [ ! -f "$(printf '%s/checkpoints/step_%08d' "$run" "$steps")/trainer_state.json" ]; then
+    if [ ! -f "$(checkpoint "$run" "$steps")/trainer_state.json" ]; then
       "$bin" --config configs/tiny/sft.yaml model.path="$model" data.train_files="$corpus" \
         trainer.run_dir="$run" trainer.total_steps="$steps" trainer.save_freq="$steps" \
         trainer.test_freq=0 logging.tensorboard=false "${task[@]}" "$@"
@@ -86,7 +86,7 @@ else
   if [ "$sft2_steps" -gt 0 ]; then
     # The second leg: a restarted cosine schedule from a third of the first one's learning rate.
     sft "$ckpt" "$demo/warmup2.jsonl" "$demo/sft2" "$sft2_steps" actor.optim.lr=1.0e-3
-    ckpt=$ckpt2
+    ckpt=$(checkpoint "$demo/sft2" "$sft2_steps")
   fi
 fi
 echo "== 3/3 GRPO on Countdown, $grpo_steps steps ($demo/grpo)"

@@ -219,8 +219,8 @@ def main():
                 bad[key] += not ok
                 good &= ok
             arith += good
-            used = sorted(int(x) for x in re.findall(r"\d+", full))
-            nums_ok += used == sorted(p["nums"])
+            uses_numbers = sorted(int(x) for x in re.findall(r"\d+", full)) == sorted(p["nums"])
+            nums_ok += uses_numbers
             try:
                 v = value(parts[-1])
                 if rel:
@@ -228,8 +228,9 @@ def main():
                     cmp_total += 1
                     cmp_right += (v < t and r == "<") or (v == t and r == "=") or (v > t and r == ">")
                     cmp_target += t == p["target"]
-                found |= good and used == sorted(p["nums"]) and abs(value(full) - p["target"]) < 1e-9
-                sound = good and used == sorted(p["nums"]) and abs(value(full) - v) < 1e-9
+                whole = value(full)
+                found |= good and uses_numbers and abs(whole - p["target"]) < 1e-9
+                sound = good and uses_numbers and abs(whole - v) < 1e-9
             except Exception:
                 sound = False
             if group:

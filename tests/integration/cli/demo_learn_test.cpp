@@ -2,10 +2,10 @@
 // model on, run with the binary under test. The warm-up is the demo's own (steps 1-2 of
 // quickstart.sh: a tiny model and tokenizer built from nothing, SFT on a corpus that never shows a
 // held-out problem, in two legs), stored in tests/data/tiny-demo-warm (its README says how it was
-// made), because its SFT takes 30-50 minutes. From it, GRPO on Countdown with TinyZero's reward for 10 steps, with
-// the demo's own GRPO config (configs/tiny/grpo.yaml), must raise the held-out success rate (greedy,
-// the same 500 problems before and after, scored by the reward) above the warmed-up base by more
-// than chance can explain, judged problem by problem. About 8 minutes on one core.
+// made), because its SFT takes 30-50 minutes. From it, GRPO on Countdown with TinyZero's reward for
+// 10 steps, with the demo's own GRPO config (configs/tiny/grpo.yaml), must raise the held-out
+// success rate (greedy, the same 500 problems before and after, scored by the reward) above the
+// warmed-up base by more than chance can explain, judged problem by problem. About 8 minutes on one core.
 //
 // TZ_DEMO_SEED=N (environment) runs it with trainer.seed=N, to measure the spread over seeds.
 #include <gtest/gtest.h>
