@@ -14,7 +14,8 @@ bash scripts/build.sh
 t2=$(date +%s)
 
 label_args=()
-if [ -n "${LABEL:-}" ]; then label_args=(-L "$LABEL"); fi
+# A label that selects no test is an error, not a pass (a typo, or tests that were never built).
+if [ -n "${LABEL:-}" ]; then label_args=(-L "$LABEL" --no-tests=error); fi
 status=0
 # Each test process uses one intra-op thread; ctest runs one test per core.
 OMP_NUM_THREADS=1 ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)" --timeout 900 \

@@ -1,6 +1,6 @@
 // The root command: `tinyzero-train --config FILE [key.path=value ...]` trains; --print-config and
 // --dry-run check a config without training.
-#include <spdlog/spdlog.h>
+#include "tinyzero/core/log.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -92,12 +92,12 @@ void run_train(const TrainArgs& args) {
   // Data parallel: rank 0 alone prepares the run directory (and alone writes logs and checkpoints).
   const bool main_rank = detect_dist_env().is_main();
   std::string run_dir = main_rank ? prepare_run_dir(config) : config.trainer.run_dir;
-  if (main_rank) spdlog::info("run directory {} (resolved config in {}/config.yaml)", run_dir, run_dir);
+  if (main_rank) logging::info("run directory {} (resolved config in {}/config.yaml)", run_dir, run_dir);
   log_runtime_info(device, config.model.dtype, threads);
   Trainer trainer(loaded);
   trainer.run();
-  spdlog::info("done: {} steps; checkpoints in {}/checkpoints, metrics in {}/metrics.jsonl", trainer.step(), run_dir,
-               run_dir);
+  logging::info("done: {} steps; checkpoints in {}/checkpoints, metrics in {}/metrics.jsonl", trainer.step(),
+                run_dir, run_dir);
 }
 
 CommandRegistration reg([](CLI::App& app) {

@@ -1,13 +1,12 @@
 // tinyzero-train: the command-line front end. The only main() of the project; all logic lives in the
 // library. Exceptions become one-line messages and exit codes: 0 ok, 2 usage/config error, 1 runtime.
-#include <spdlog/spdlog.h>
-
 #include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "cli/registry.h"
 #include "tinyzero/core/errors.h"
 #include "tinyzero/core/runtime.h"
+#include "tinyzero/dist/process_group.h"
 
 namespace tinyzero::cli {
 
@@ -26,7 +25,8 @@ int main(int argc, char** argv) {
       "Train:  tinyzero-train --config configs/countdown-3b.yaml [key.path=value ...]\n"
       "Other tasks are subcommands; `tinyzero-train SUBCOMMAND --help` describes each.",
       "tinyzero-train"};
-  app.set_version_flag("--version", [] { return tinyzero::version_string(); });
+  app.set_version_flag("--version",
+                       [] { return tinyzero::version_string() + "\n" + tinyzero::backends_description(); });
   app.require_subcommand(0, 1);
   for (auto& setup : tinyzero::cli::command_setups()) setup(app);
   try {

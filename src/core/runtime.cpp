@@ -1,9 +1,9 @@
 // Runtime set-up: logging level, threads, device, BLAS probe, version strings.
 #include "tinyzero/core/runtime.h"
 
-#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 #include <torch/version.h>
+#include "tinyzero/core/log.h"
 
 #include <dlfcn.h>
 
@@ -24,10 +24,8 @@
 namespace tinyzero {
 
 void set_log_level(const std::string& level) {
-  auto parsed = spdlog::level::from_str(level);
-  if (parsed == spdlog::level::off && level != "off")
+  if (!logging::set_level(level))
     throw ConfigError("log level '" + level + "' is unknown; use trace, debug, info, warn or error");
-  spdlog::set_level(parsed);
 }
 
 int configure_threads(int requested) {
@@ -138,27 +136,42 @@ std::string loaded_blas_library() {
   return "";
 }
 
+namespace {
+
+// The BLAS compiled into LibTorch, from its build configuration: "built into LibTorch (mkl)" for the
+// PyTorch x86 wheels, which link MKL statically.
+std::string built_in_blas() {
+  const std::string config = torch::show_config();
+  const std::string key = "BLAS_INFO=";
+  auto at = config.find(key);
+  if (at == std::string::npos) return "built into LibTorch";
+  auto end = config.find_first_of(", \n", at + key.size());
+  return "built into LibTorch (" + config.substr(at + key.size(), end - at - key.size()) + ")";
+}
+
+}  // namespace
+
 void log_runtime_info(const std::string& device, const std::string& dtype, int threads) {
-  spdlog::info("LibTorch {}, device {}, dtype {}, {} intra-op thread(s)", torch_version(), device, dtype,
-               threads);
+  logging::info("LibTorch {}, device {}, dtype {}, {} intra-op thread(s)", torch_version(), device, dtype,
+                threads);
   const std::string blas = loaded_blas_library();
   BlasProbe probe = probe_blas();
-  spdlog::info("BLAS {}; probe: fp32 matmul {:.1f} GFLOP/s", blas.empty() ? "(none loaded)" : blas,
-               probe.gflops);
+  logging::info("BLAS {}; probe: fp32 matmul {:.1f} GFLOP/s", blas.empty() ? built_in_blas() : blas,
+                probe.gflops);
   // Debian's reference BLAS lives in .../blas/libblas.so.3; OpenBLAS in .../openblas-*/.
   const bool reference_path = blas.find("/blas/libblas.so") != std::string::npos;
   if (reference_path)
-    spdlog::warn(
+    logging::warn(
         "LibTorch is using the reference BLAS ({}), about 20x slower than OpenBLAS; install "
         "libopenblas0-openmp (scripts/install-deps.sh)",
         blas);
   else if (probe.looks_reference && blas.find("openblas") != std::string::npos)
-    spdlog::warn(
+    logging::warn(
         "fp32 matmul runs at only {:.1f} GFLOP/s although OpenBLAS is loaded: other processes are probably "
         "competing for the cores, and every phase will run slower",
         probe.gflops);
   else if (probe.looks_reference)
-    spdlog::warn(
+    logging::warn(
         "fp32 matmul runs at {:.1f} GFLOP/s, the speed of the reference BLAS fallback (about 20x slower than "
         "OpenBLAS); install libopenblas0-openmp (scripts/install-deps.sh) or check that the machine is not "
         "overloaded",
@@ -171,8 +184,17 @@ std::string torch_version() {
 }
 
 std::string version_string() {
-  return std::string("tinyzero ") + TINYZERO_VERSION + " (git " + TINYZERO_GIT_HASH + "), LibTorch " +
-         torch_version() + (torch::cuda::is_available() ? ", CUDA available" : ", CPU only");
+  std::string cuda = TINYZERO_CUDA_VERSION;
+  std::string devices;
+  if (cuda.empty()) {
+    devices = "CPU only";
+  } else {
+    const auto count = torch::cuda::device_count();
+    devices = count == 0 ? "no CUDA device visible" : std::to_string(count) + " CUDA device(s) visible";
+  }
+  return std::string("tinyzero ") + TINYZERO_VERSION + " (git " + TINYZERO_GIT_HASH + ")\nLibTorch " +
+         torch_version() + (cuda.empty() ? ", without CUDA" : ", built with CUDA " + cuda) + " (" + devices +
+         ")";
 }
 
 }  // namespace tinyzero

@@ -1,39 +1,39 @@
 // ProcessGroup over c10d: TCPStore rendezvous, ProcessGroupGloo / ProcessGroupNCCL, bucketed collectives
 // that wait with a timeout and turn a dead or hung peer into tinyzero::Error.
-//
-// LibTorch differences kept here: in 1.13 the backends derive from c10d::ProcessGroup, in 2.x from
-// c10d::Backend (same collective signatures). Gloo is compiled where its headers exist (TZ_HAVE_GLOO),
-// NCCL where LibTorch has CUDA and nccl.h was found (TZ_HAVE_NCCL); see src/CMakeLists.txt.
+// Gloo is compiled where its headers exist (TZ_HAVE_GLOO), NCCL wherever LibTorch has CUDA
+// (TZ_HAVE_NCCL); see src/CMakeLists.txt.
 #include "tinyzero/dist/process_group.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
-#include <torch/version.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Types.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
-#if TORCH_VERSION_MAJOR >= 2
 #include <torch/csrc/distributed/c10d/Backend.hpp>
-#else
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
-#endif
 #ifdef TZ_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 #ifdef TZ_HAVE_NCCL
 #include <c10/cuda/CUDAFunctions.h>
+#include <nccl.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <sstream>
@@ -43,11 +43,7 @@
 
 namespace tinyzero {
 
-#if TORCH_VERSION_MAJOR >= 2
 using C10dBackend = c10d::Backend;
-#else
-using C10dBackend = c10d::ProcessGroup;
-#endif
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -178,13 +174,6 @@ struct ProcessGroup::Impl {
                   device.str() + "; move it there first");
   }
 
-  // Dtype sent over the wire: Gloo has no bfloat16/half sum here, so those travel as float32 (exact for the
-  // values, and a more accurate sum); NCCL reduces them natively.
-  at::ScalarType wire_dtype(at::ScalarType t) const {
-    if (name == "gloo" && (t == at::kBFloat16 || t == at::kHalf)) return at::kFloat;
-    return t;
-  }
-
   // Runs one launch. A failure to start (e.g. a dtype the backend lacks) breaks the group too: the other
   // ranks are now out of step with this one.
   template <typename F>
@@ -310,9 +299,9 @@ class BucketLauncher {
     b.tensors = std::move(open.tensors);
     open.tensors.clear();
     open.bytes = 0;
-    const at::ScalarType wire = impl_.wire_dtype(b.tensors[0].scalar_type());
+    const at::ScalarType wire = b.tensors[0].scalar_type();
     const bool sends = root < 0 || root == impl_.rank;  // this rank's values go out
-    if (b.tensors.size() == 1 && b.tensors[0].is_contiguous() && b.tensors[0].scalar_type() == wire) {
+    if (b.tensors.size() == 1 && b.tensors[0].is_contiguous()) {
       b.in_place = true;
       b.flat = b.tensors[0].view({-1});
     } else {
@@ -488,6 +477,22 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
+}  // namespace
+
+std::string backends_description() {
+  std::vector<std::string> names;
+#ifdef TZ_HAVE_NCCL
+  names.push_back("nccl (NCCL " + std::to_string(NCCL_MAJOR) + "." + std::to_string(NCCL_MINOR) + "." +
+                  std::to_string(NCCL_PATCH) + " headers)");
+#endif
+#ifdef TZ_HAVE_GLOO
+  names.push_back("gloo");
+#endif
+  return "distributed backends: " + join(names);
+}
+
+namespace {
+
 // `detail` is what went wrong in a few words ("only 1 of 2 ranks arrived", "c10d: <its message>").
 Error rendezvous_error(const DistEnv& env, double timeout_s, const std::string& what,
                        const std::string& detail, double elapsed_s) {
@@ -502,6 +507,37 @@ Error rendezvous_error(const DistEnv& env, double timeout_s, const std::string& 
     << "); check that all ranks were started with the same MASTER_ADDR and MASTER_PORT, that rank 0's host "
        "is reachable and the port free, or raise distributed.timeout_s";
   return Error(m.str());
+}
+
+// Waits until something accepts TCP connections at addr:port, or `deadline` passes. Returns "" once one
+// does, else what the last attempt said. LibTorch 2.11's TCPStore client retries its connect with
+// back-off delays that can run seconds past its timeout; this wait keeps the rendezvous within ours.
+std::string wait_for_listener(const std::string& addr, int port, Clock::time_point deadline) {
+  std::string last = "no attempt made";
+  while (true) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    int rc = ::getaddrinfo(addr.c_str(), std::to_string(port).c_str(), &hints, &found);
+    if (rc != 0) {
+      last = "cannot resolve " + addr + ": " + ::gai_strerror(rc);
+    } else {
+      for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+        int fd = ::socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (fd < 0) continue;
+        bool ok = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+        last =
+            ok ? "" : "nothing listens at " + addr + ":" + std::to_string(port) + ": " + std::strerror(errno);
+        ::close(fd);
+        if (ok) break;
+      }
+      ::freeaddrinfo(found);
+      if (last.empty()) return "";
+    }
+    if (Clock::now() + std::chrono::milliseconds(50) >= deadline) return last;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 #ifdef TZ_HAVE_GLOO
@@ -538,10 +574,11 @@ std::unique_ptr<ProcessGroup> init_process_group(const DistEnv& env, const std::
   if (std::find(available.begin(), available.end(), name) == available.end())
     throw ConfigError("distributed.backend " + name +
                       " is not compiled into this build (available: " + join(available) + "); " +
-                      (name == "gloo" ? "Gloo needs LibTorch's c10d Gloo headers (Debian: libtorch-dev and "
-                                        "libgloo-dev); on GPUs use nccl with trainer.device=cuda"
-                                      : "NCCL needs a CUDA LibTorch (PyTorch's) and nccl.h when configuring "
-                                        "(-DNCCL_INCLUDE_DIR=...); on CPU use gloo"));
+                      (name == "gloo"
+                           ? "Gloo needs Gloo's headers when configuring (Debian: libgloo-dev, which "
+                             "scripts/install-deps.sh installs); on GPUs use nccl with "
+                             "trainer.device=cuda"
+                           : "NCCL needs a LibTorch with CUDA (PyTorch's wheel); on CPU use gloo"));
   if (name == "nccl" && !device.is_cuda())
     throw ConfigError("distributed.backend nccl needs CUDA tensors but the device is " + device.str() +
                       "; set trainer.device=cuda, or distributed.backend=gloo for CPU training");
@@ -567,6 +604,10 @@ std::unique_ptr<ProcessGroup> init_process_group(const DistEnv& env, const std::
   // Rendezvous: connect to rank 0's store, then count arrivals ourselves so that both LibTorch versions
   // fail the same way within the timeout (1.13's TCPStore stops waiting for workers silently).
   const auto start = Clock::now();
+  if (env.rank != 0 || env.use_agent_store) {
+    std::string why = wait_for_listener(env.master_addr, env.master_port, start + impl->timeout);
+    if (!why.empty()) throw rendezvous_error(env, timeout_s, "rendezvous", why, timeout_s);
+  }
   try {
     c10d::TCPStoreOptions opts;
     opts.port = static_cast<std::uint16_t>(env.master_port);

@@ -63,10 +63,8 @@ c10::ScalarType torch_dtype(const std::string& dtype) {
   if (dtype == "I8") return at::kChar;
   if (dtype == "U8") return at::kByte;
   if (dtype == "BOOL") return at::kBool;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
   if (dtype == "F8_E5M2") return c10::ScalarType::Float8_e5m2;
   if (dtype == "F8_E4M3") return c10::ScalarType::Float8_e4m3fn;
-#endif
   return c10::ScalarType::Undefined;
 }
 
@@ -120,12 +118,10 @@ std::string safetensors_dtype_name(c10::ScalarType dtype) {
       return "U8";
     case at::kBool:
       return "BOOL";
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
     case c10::ScalarType::Float8_e5m2:
       return "F8_E5M2";
     case c10::ScalarType::Float8_e4m3fn:
       return "F8_E4M3";
-#endif
     default:
       throw IoError(std::string("torch dtype ") + c10::toString(dtype) +
                     " cannot be stored in safetensors; convert the tensor to float32, bfloat16 or float16");

@@ -1,7 +1,7 @@
 // MetricsLogger: JSONL, console, TensorBoard and plot per step; see metrics/logger.h.
 #include "tinyzero/metrics/logger.h"
 
-#include <spdlog/spdlog.h>
+#include "tinyzero/core/log.h"
 
 #include <cerrno>
 #include <cmath>
@@ -77,7 +77,7 @@ void MetricsLogger::log(int64_t step, const Metrics& metrics) {
     if (std::isfinite(value)) record.values[name] = value;
   records_.push_back(std::move(record));
   if (tensorboard_) tensorboard_->add_scalars(step, ScalarList(metrics.begin(), metrics.end()));
-  if (options_.console) spdlog::info("{}", format_console_line(step, metrics));
+  if (options_.console) logging::info("{}", format_console_line(step, metrics));
   if (options_.plot) write_file_atomic(plot_path(), render_metrics_svg(records_, run_dir_));
 }
 

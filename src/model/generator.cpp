@@ -3,9 +3,9 @@
 #include "tinyzero/model/generator.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
-#include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/torch.h>
 
 #include <exception>
@@ -21,8 +21,9 @@ namespace {
 
 at::Generator make_generator(const at::Device& device, uint64_t seed) {
   if (device.is_cuda()) {
-    at::Generator g =
-        at::detail::getCUDAHooks().getDefaultCUDAGenerator(device.index() < 0 ? 0 : device.index()).clone();
+    // A private copy of the device's default generator, reseeded: sampling never moves the global one.
+    at::Device index_device(at::kCUDA, device.index() < 0 ? 0 : device.index());
+    at::Generator g = at::globalContext().defaultGenerator(index_device).clone();
     g.set_current_seed(seed);
     return g;
   }

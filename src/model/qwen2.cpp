@@ -4,7 +4,6 @@
 
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include <cmath>
 
@@ -19,25 +18,6 @@ at::Tensor rotate_half(const at::Tensor& x) {  // (..., D): (-x2, x1)
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-// Plain attention with grouped heads, no repeated K/V: q (B, T, H, D), k/v (B, KV, S, D).
-at::Tensor plain_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                           const at::Tensor& bias, int64_t kv_heads) {
-  int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3), S = k.size(2);
-  int64_t rep = H / kv_heads;
-  double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  // (B, KV, rep * T, D): queries of one KV group side by side.
-  at::Tensor qg =
-      (T == 1 ? q.view({B, kv_heads, rep, D}) : q.view({B, T, kv_heads, rep, D}).permute({0, 2, 3, 1, 4}))
-          .reshape({B, kv_heads, rep * T, D});
-  at::Tensor scores = at::matmul(qg, k.transpose(-1, -2));  // (B, KV, rep*T, S)
-  scores = scores.view({B, kv_heads, rep, T, S}).mul_(scale).add_(bias);
-  at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(v.scalar_type());  // HF: softmax in fp32
-  at::Tensor out = at::matmul(probs.view({B, kv_heads, rep * T, S}), v);       // (B, KV, rep*T, D)
-  if (T == 1) return out.reshape({B, 1, H * D});
-  return out.view({B, kv_heads, rep, T, D}).permute({0, 3, 1, 2, 4}).reshape({B, T, H * D});
-}
-
-#if TORCH_VERSION_MAJOR >= 2
 at::Tensor sdpa_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const at::Tensor& bias, int64_t kv_heads) {
   int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3), S = k.size(2);
@@ -49,7 +29,6 @@ at::Tensor sdpa_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
   at::Tensor out = at::scaled_dot_product_attention(q.transpose(1, 2), expand(k), expand(v), mask);
   return out.transpose(1, 2).reshape({B, T, H * D});  // (B, T, H*D)
 }
-#endif
 
 // Runs one decoder layer in forward without keeping activations; backward re-runs it with grad
 // enabled and back-propagates through the re-run (the reentrant scheme of torch.utils.checkpoint).
@@ -167,11 +146,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const ForwardTables& tabl
     values = v.transpose(1, 2);
   }
   at::Tensor out;  // (B, T, H*D)
-#if TORCH_VERSION_MAJOR >= 2
   out = sdpa_attention(q, keys, values, tables.attn_bias, kv_heads_);
-#else
-  out = plain_attention(q, keys, values, tables.attn_bias, kv_heads_);
-#endif
   return o_proj(out);
 }
 
@@ -398,54 +373,26 @@ void KVCache::select_rows(const at::Tensor& rows, int64_t used) {
 
 // ---------------------------------------------------------------------------------------------------
 bool autocast_enabled(const at::Device& device) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   return at::autocast::is_autocast_enabled(device.is_cuda() ? at::kCUDA : at::kCPU);
-#else
-  return device.is_cuda() ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
-#endif
 }
 
 AutocastGuard::AutocastGuard(const at::Device& device, bool enabled)
     : enabled_(enabled), cuda_(device.is_cuda()) {
   if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   at::DeviceType type = cuda_ ? at::kCUDA : at::kCPU;
   prev_enabled_ = at::autocast::is_autocast_enabled(type);
   prev_dtype_ = at::autocast::get_autocast_dtype(type);
   at::autocast::set_autocast_enabled(type, true);
   at::autocast::set_autocast_dtype(type, at::kBFloat16);
-#else
-  if (cuda_) {
-    prev_enabled_ = at::autocast::is_enabled();
-    prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
-    at::autocast::set_enabled(true);
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-  } else {
-    prev_enabled_ = at::autocast::is_cpu_enabled();
-    prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-  }
-#endif
   at::autocast::increment_nesting();
 }
 
 AutocastGuard::~AutocastGuard() {
   if (!enabled_) return;
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   at::DeviceType type = cuda_ ? at::kCUDA : at::kCPU;
   at::autocast::set_autocast_enabled(type, prev_enabled_);
   at::autocast::set_autocast_dtype(type, prev_dtype_);
-#else
-  if (cuda_) {
-    at::autocast::set_enabled(prev_enabled_);
-    at::autocast::set_autocast_gpu_dtype(prev_dtype_);
-  } else {
-    at::autocast::set_cpu_enabled(prev_enabled_);
-    at::autocast::set_autocast_cpu_dtype(prev_dtype_);
-  }
-#endif
 }
 
 }  // namespace tinyzero

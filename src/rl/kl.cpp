@@ -2,6 +2,7 @@
 #include "tinyzero/rl/kl.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 

@@ -118,8 +118,8 @@ PolicyLossResult compute_policy_loss(const at::Tensor& old_log_prob, const at::T
   check_same_shape(log_prob, "log_prob", old_log_prob, "old_log_prob", "compute_policy_loss");
   check_same_shape(log_prob, "log_prob", advantages, "advantages", "compute_policy_loss");
   check_same_shape(log_prob, "log_prob", response_mask, "response_mask", "compute_policy_loss");
-  const at::Tensor old_lp = old_log_prob.detach().to(log_prob.scalar_type());
-  const at::Tensor adv = advantages.detach().to(log_prob.scalar_type());
+  const at::Tensor old_lp = old_log_prob.detach().to(log_prob.device(), log_prob.scalar_type());
+  const at::Tensor adv = advantages.detach().to(log_prob.device(), log_prob.scalar_type());
   const at::Tensor mask = response_mask.to(log_prob.device(), log_prob.scalar_type());  // (B, T)
 
   const at::Tensor log_ratio = (log_prob - old_lp).clamp(-20.0, 20.0);  // (B, T)
@@ -155,8 +155,8 @@ ValueLossResult compute_value_loss(const at::Tensor& vpreds, const at::Tensor& r
   check_same_shape(vpreds, "vpreds", returns, "returns", "compute_value_loss");
   check_same_shape(vpreds, "vpreds", values, "values", "compute_value_loss");
   check_same_shape(vpreds, "vpreds", response_mask, "response_mask", "compute_value_loss");
-  const at::Tensor ret = returns.detach().to(vpreds.scalar_type());
-  const at::Tensor old_values = values.detach().to(vpreds.scalar_type());
+  const at::Tensor ret = returns.detach().to(vpreds.device(), vpreds.scalar_type());
+  const at::Tensor old_values = values.detach().to(vpreds.device(), vpreds.scalar_type());
   const at::Tensor mask = response_mask.to(vpreds.device(), vpreds.scalar_type());  // (B, T)
   const at::Tensor vclipped =
       at::maximum(at::minimum(vpreds, old_values + cliprange_value), old_values - cliprange_value);

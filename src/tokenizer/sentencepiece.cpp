@@ -1,114 +1,22 @@
-// SentencePieceTokenizer: sentencepiece through libtinyzero_spm_shim.so, loaded with
-// dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND) so its protobuf stays apart from LibTorch's.
+// SentencePieceTokenizer over sentencepiece::SentencePieceProcessor.
+//
+// Linked directly: the PyTorch wheel's libtorch_cpu exports its protobuf under other symbol names than
+// libsentencepiece's (checked with nm -D on the 2.11 wheel: 3 names in common, protobuf's byteswap
+// helpers, identical in both), so the two do not meet. Debian's LibTorch 1.13 shared a whole protobuf
+// with it and needed a separately loaded shim; that is gone.
 #include "tinyzero/tokenizer/sentencepiece.h"
 
-#include <dlfcn.h>
-#include <unistd.h>
+#include <sentencepiece_processor.h>
 
-#include <cstdlib>
-#include <mutex>
-
-#include "../spm_shim/spm_shim.h"
 #include "text.h"
 #include "tinyzero/core/errors.h"
 #include "tinyzero/core/files.h"
 #include "tokenizer_config.h"
 
 namespace tinyzero {
-namespace {
-
-constexpr const char* kShimName = "libtinyzero_spm_shim.so";
-
-// The shim's entry points.
-struct ShimApi {
-  std::string path;
-  decltype(&tz_spm_load) load = nullptr;
-  decltype(&tz_spm_free) free = nullptr;
-  decltype(&tz_spm_encode) encode = nullptr;
-  decltype(&tz_spm_decode) decode = nullptr;
-  decltype(&tz_spm_piece_size) piece_size = nullptr;
-  decltype(&tz_spm_id_to_piece) id_to_piece = nullptr;
-  decltype(&tz_spm_piece_to_id) piece_to_id = nullptr;
-  decltype(&tz_spm_piece_type) piece_type = nullptr;
-  decltype(&tz_spm_special_id) special_id = nullptr;
-};
-
-std::string executable_dir() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return "";
-  std::string exe(buf, static_cast<size_t>(n));
-  return exe.substr(0, exe.rfind('/'));
-}
-
-// Loads the shim once per process (never unloaded). Throws Error listing what was tried.
-const ShimApi& shim() {
-  static std::once_flag once;
-  static ShimApi api;
-  static std::string failure;
-  std::call_once(once, [] {
-    std::vector<std::string> candidates;
-    const char* env = std::getenv("TINYZERO_SPM_SHIM");
-    if (env && *env) {
-      candidates.push_back(env);
-    } else {
-      std::string exe_dir = executable_dir();
-      if (!exe_dir.empty()) candidates.push_back(exe_dir + "/" + kShimName);
-#ifdef TZ_SPM_SHIM_PATH
-      candidates.push_back(TZ_SPM_SHIM_PATH);
-#endif
-      candidates.push_back(kShimName);  // the dynamic linker's search path
-    }
-    std::string tried;
-    for (const auto& path : candidates) {
-      bool bare = path.find('/') == std::string::npos;
-      if (!bare && !tok::is_file(path)) {
-        tried += "\n  " + path + ": no such file";
-        continue;
-      }
-      void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
-      if (!handle) {
-        const char* e = ::dlerror();
-        tried += "\n  " + path + ": " + (e ? e : "dlopen failed");
-        continue;
-      }
-      auto sym = [&](const char* name) {
-        void* s = ::dlsym(handle, name);
-        if (!s) throw Error(path + " is not a tinyzero sentencepiece shim: it lacks " + name);
-        return s;
-      };
-      auto version = reinterpret_cast<decltype(&tz_spm_abi_version)>(sym("tz_spm_abi_version"));
-      if (version() != TZ_SPM_ABI_VERSION) {
-        tried += "\n  " + path + ": interface version " + std::to_string(version()) + ", expected " +
-                 std::to_string(TZ_SPM_ABI_VERSION) + " (rebuild tinyzero_spm_shim)";
-        continue;
-      }
-      api.path = path;
-      api.load = reinterpret_cast<decltype(api.load)>(sym("tz_spm_load"));
-      api.free = reinterpret_cast<decltype(api.free)>(sym("tz_spm_free"));
-      api.encode = reinterpret_cast<decltype(api.encode)>(sym("tz_spm_encode"));
-      api.decode = reinterpret_cast<decltype(api.decode)>(sym("tz_spm_decode"));
-      api.piece_size = reinterpret_cast<decltype(api.piece_size)>(sym("tz_spm_piece_size"));
-      api.id_to_piece = reinterpret_cast<decltype(api.id_to_piece)>(sym("tz_spm_id_to_piece"));
-      api.piece_to_id = reinterpret_cast<decltype(api.piece_to_id)>(sym("tz_spm_piece_to_id"));
-      api.piece_type = reinterpret_cast<decltype(api.piece_type)>(sym("tz_spm_piece_type"));
-      api.special_id = reinterpret_cast<decltype(api.special_id)>(sym("tz_spm_special_id"));
-      return;
-    }
-    failure = std::string("cannot load ") + kShimName + ", which tinyzero needs for sentencepiece " +
-              "tokenizers (tokenizer.model). Tried:" + tried +
-              "\nBuild the CMake target tinyzero_spm_shim (needs libsentencepiece-dev) or set " +
-              "TINYZERO_SPM_SHIM=/path/to/" + kShimName;
-  });
-  if (!failure.empty()) throw Error(failure);
-  return api;
-}
-
-}  // namespace
 
 struct SentencePieceTokenizer::Impl {
-  const ShimApi* api = nullptr;
-  tz_spm* handle = nullptr;
+  sentencepiece::SentencePieceProcessor processor;
   std::string path;
   int32_t size = 0;
   std::vector<std::string> pieces;   // id -> piece
@@ -116,75 +24,48 @@ struct SentencePieceTokenizer::Impl {
   std::vector<int32_t> control_ids;  // control pieces matched whole in encode()
   bool add_bos = true, add_eos = false;
 
-  ~Impl() {
-    if (handle) api->free(handle);
-  }
-
   std::vector<int32_t> encode_plain(std::string_view text) const {
     if (text.empty()) return {};
-    std::vector<int32_t> ids(text.size() + 8);
-    char err[512] = {};
-    while (true) {
-      int64_t n = api->encode(handle, text.data(), text.size(), ids.data(), ids.size(), err, sizeof(err));
-      if (n < 0) throw Error("sentencepiece could not encode a text with " + path + ": " + err);
-      if (static_cast<size_t>(n) <= ids.size()) {
-        ids.resize(n);
-        return ids;
-      }
-      ids.resize(n);
-    }
+    std::vector<int> ids;
+    auto status = processor.Encode(absl::string_view(text.data(), text.size()), &ids);
+    if (!status.ok())
+      throw Error("sentencepiece could not encode a text with " + path + ": " + status.ToString());
+    return std::vector<int32_t>(ids.begin(), ids.end());
   }
   std::string decode_plain(const std::vector<int32_t>& ids) const {
     if (ids.empty()) return "";
-    std::string out(ids.size() * 8 + 16, '\0');
-    char err[512] = {};
-    while (true) {
-      int64_t n = api->decode(handle, ids.data(), ids.size(), out.data(), out.size(), err, sizeof(err));
-      if (n < 0) throw Error("sentencepiece could not decode ids with " + path + ": " + err);
-      if (static_cast<size_t>(n) <= out.size()) {
-        out.resize(n);
-        return out;
-      }
-      out.resize(n);
-    }
+    std::string out;
+    auto status = processor.Decode(std::vector<int>(ids.begin(), ids.end()), &out);
+    if (!status.ok())
+      throw Error("sentencepiece could not decode ids with " + path + ": " + status.ToString());
+    return out;
   }
 };
-
-std::string SentencePieceTokenizer::shim_path() { return shim().path; }
 
 SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_path, const std::string& config_text)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
-  m.api = &shim();
   m.path = model_path;
   if (!tok::is_file(model_path)) throw IoError("sentencepiece model " + model_path + " does not exist");
-  char err[1024] = {};
-  m.handle = m.api->load(model_path.c_str(), err, sizeof(err));
-  if (!m.handle) throw IoError("cannot load sentencepiece model " + model_path + ": " + err);
-  m.size = m.api->piece_size(m.handle);
+  auto status = m.processor.Load(model_path);
+  if (!status.ok()) throw IoError("cannot load sentencepiece model " + model_path + ": " + status.ToString());
+  m.size = m.processor.GetPieceSize();
   m.pieces.resize(m.size);
   m.control.assign(m.size, 0);
-  std::string buf(256, '\0');
   for (int32_t id = 0; id < m.size; ++id) {
-    int64_t n = m.api->id_to_piece(m.handle, id, buf.data(), buf.size());
-    if (static_cast<size_t>(n) > buf.size()) {
-      buf.resize(n);
-      n = m.api->id_to_piece(m.handle, id, buf.data(), buf.size());
-    }
-    m.pieces[id].assign(buf.data(), n);
-    if (m.api->piece_type(m.handle, id) == TZ_SPM_CONTROL) {
+    m.pieces[id] = m.processor.IdToPiece(id);
+    if (m.processor.IsControl(id)) {
       m.control[id] = 1;
       if (!m.pieces[id].empty()) m.control_ids.push_back(id);
     }
   }
-  auto model_id = [&](int which) -> std::optional<int64_t> {
-    int32_t id = m.api->special_id(m.handle, which);
+  auto model_id = [&](int id) -> std::optional<int64_t> {
     if (id < 0 || id >= m.size) return std::nullopt;
     return id;
   };
-  bos_id_ = model_id(1);
-  eos_id_ = model_id(2);
-  pad_id_ = model_id(3);
+  bos_id_ = model_id(m.processor.bos_id());
+  eos_id_ = model_id(m.processor.eos_id());
+  pad_id_ = model_id(m.processor.pad_id());
   if (!config_text.empty()) {
     std::string source = model_path.substr(0, model_path.rfind('/') + 1) + "tokenizer_config.json";
     tok::TokenizerConfigFile cfg = tok::parse_tokenizer_config(config_text, source);
@@ -270,8 +151,10 @@ std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids, bool
 }
 
 std::optional<int64_t> SentencePieceTokenizer::token_to_id(std::string_view token) const {
-  int32_t id = impl_->api->piece_to_id(impl_->handle, token.data(), token.size());
-  if (id < 0) return std::nullopt;
+  std::string piece(token);
+  int id = impl_->processor.PieceToId(piece);
+  // PieceToId answers unk_id for unknown pieces; tell them apart from the unk piece itself.
+  if (id < 0 || id >= impl_->size || impl_->pieces[id] != piece) return std::nullopt;
   return id;
 }
 

@@ -2,8 +2,8 @@
 // validation, metrics, checkpoints and resume.
 #include "tinyzero/trainer/trainer.h"
 
-#include <spdlog/spdlog.h>
 #include <torch/torch.h>
+#include "tinyzero/core/log.h"
 
 #include <algorithm>
 #include <chrono>
@@ -345,13 +345,13 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
     if (c.algorithm.filter_groups)
       throw ConfigError("algorithm.filter_groups (DAPO dynamic sampling) runs on one process only in this version; "
                         "set algorithm.filter_groups=false or run a single rank");
-    spdlog::info("data parallel: {}", describe(s.env));
+    logging::info("data parallel: {}", describe(s.env));
   }
   s.pg = init_process_group(s.env, c.distributed.backend, s.device, c.distributed.timeout_s);
   s.dtype = parse_dtype(c.model.dtype);
   s.bf16_autocast = resolve_autocast_bf16(c.model.autocast_bf16, s.device.is_cuda() ? "cuda" : "cpu");
   if (s.device.is_cpu() && !cpu_has_native_bf16() && s.bf16_autocast) {
-    spdlog::warn(
+    logging::warn(
         "model.autocast_bf16=true on a CPU without native bf16 matmul (no avx512_bf16, amx_bf16 or bf16 in "
         "/proc/cpuinfo): bf16 matmuls run 10-30x slower than fp32 here; set model.autocast_bf16=auto or "
         "false");
@@ -359,7 +359,7 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
     const char* why = !s.bf16_autocast         ? "off (this CPU has no native bf16 matmul; matmuls in fp32)"
                       : s.device.is_cuda() ? "on (CUDA)"
                                            : "on (this CPU has native bf16 matmul)";
-    spdlog::info("model.autocast_bf16=auto: bf16 autocast {}", why);
+    logging::info("model.autocast_bf16=auto: bf16 autocast {}", why);
   }
   torch::manual_seed(c.trainer.seed);
 
@@ -377,8 +377,9 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
     s.problems = load_problem_sets(c.data);
     s.cursor = std::make_unique<DataCursor>(static_cast<int64_t>(s.problems.train.size()), c.data.seed, c.data.shuffle);
   }
-  spdlog::info("data: {} training {}, {} validation problems", s.is_sft() ? s.sft_examples.size() : s.problems.train.size(),
-               s.is_sft() ? "examples" : "problems", s.problems.val.size());
+  logging::info("data: {} training {}, {} validation problems",
+                s.is_sft() ? s.sft_examples.size() : s.problems.train.size(),
+                s.is_sft() ? "examples" : "problems", s.problems.val.size());
 
   s.actor = load_causal_lm(c.model.path, s.dtype, s.device);
   s.actor->set_activation_checkpointing(c.model.activation_checkpointing);
@@ -436,7 +437,7 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
       } catch (const std::exception& e) {
         if (c.trainer.resume != "auto") throw;
         last_error = e.what();
-        spdlog::warn("checkpoint {} cannot be loaded ({}); trying the previous one", dir, e.what());
+        logging::warn("checkpoint {} cannot be loaded ({}); trying the previous one", dir, e.what());
       }
     }
     if (!loaded_one && !candidates.empty())
@@ -448,18 +449,18 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
   if (s.critic) s.critic_optimizer->broadcast_parameters(0);
   if (s.critic) s.place_critic(false);
   if (s.optimizer->sharded())
-    spdlog::info("ZeRO-1: this rank keeps the AdamW state of {:.2f}M of the actor's {:.2f}M parameters",
-                 static_cast<double>(s.optimizer->owned_parameters()) / 1e6,
-                 static_cast<double>(mc.num_parameters()) / 1e6);
+    logging::info("ZeRO-1: this rank keeps the AdamW state of {:.2f}M of the actor's {:.2f}M parameters",
+                  static_cast<double>(s.optimizer->owned_parameters()) / 1e6,
+                  static_cast<double>(mc.num_parameters()) / 1e6);
   if (s.pg->is_main()) {
     MetricsLoggerOptions log_options = metrics_logger_options(c.logging);
     if (s.step > 0) log_options.resume_step = s.step;
     s.logger = std::make_unique<MetricsLogger>(c.trainer.run_dir, log_options);
   }
-  spdlog::info("{}: actor {:.2f}M parameters ({}), reference {}, critic {}, {} steps{}", c.algorithm.name,
-               static_cast<double>(mc.num_parameters()) / 1e6, dtype_name(s.dtype), s.reference ? "loaded" : "off",
-               s.critic ? "loaded" : "off",
-               c.trainer.total_steps, s.step ? ", resumed at step " + std::to_string(s.step) : "");
+  logging::info("{}: actor {:.2f}M parameters ({}), reference {}, critic {}, {} steps{}", c.algorithm.name,
+                static_cast<double>(mc.num_parameters()) / 1e6, dtype_name(s.dtype),
+                s.reference ? "loaded" : "off", s.critic ? "loaded" : "off", c.trainer.total_steps,
+                s.step ? ", resumed at step " + std::to_string(s.step) : "");
 }
 
 Trainer::~Trainer() = default;
@@ -973,8 +974,9 @@ Metrics Trainer::State::rl_step() {
 
   if (c.logging.sample_freq > 0 && step % c.logging.sample_freq == 0 && pg->is_main()) {
     for (int64_t i = 0; i < std::min<int64_t>(c.logging.num_samples, B); ++i)
-      spdlog::info("sample (step {}, score {:.2f}): {}{}", step, r.scores[i].item<double>(), r.prompts[i].substr(
-                   r.prompts[i].size() > 160 ? r.prompts[i].size() - 160 : 0), r.responses[i]);
+      logging::info("sample (step {}, score {:.2f}): {}{}", step, r.scores[i].item<double>(),
+                    r.prompts[i].substr(r.prompts[i].size() > 160 ? r.prompts[i].size() - 160 : 0),
+                    r.responses[i]);
   }
   return m;
 }
@@ -1124,7 +1126,8 @@ std::string Trainer::save_checkpoint() {
   const uint64_t hash = s.optimizer->check_in_sync("actor");
   if (s.critic) s.critic_optimizer->check_in_sync("critic");
   if (s.world() > 1)
-    spdlog::info("step {}: actor parameters identical on all {} ranks (hash {:016x})", s.step, s.world(), hash);
+    logging::info("step {}: actor parameters identical on all {} ranks (hash {:016x})", s.step, s.world(),
+                  hash);
   std::vector<std::pair<std::string, at::Tensor>> actor_state = s.optimizer->gather_state(), critic_state;
   if (s.critic) critic_state = s.critic_optimizer->gather_state();
   fs::path root = fs::path(c.trainer.run_dir) / "checkpoints";
@@ -1164,7 +1167,7 @@ std::string Trainer::save_checkpoint() {
     auto all = list_checkpoints(c.trainer.run_dir);
     for (size_t i = static_cast<size_t>(c.trainer.keep_last); i < all.size(); ++i) fs::remove_all(all[i].second);
   }
-  spdlog::info("checkpoint {}", final_dir.string());
+  logging::info("checkpoint {}", final_dir.string());
   s.pg->barrier();
   return final_dir.string();
 }
@@ -1195,7 +1198,7 @@ void Trainer::State::load_checkpoint(const std::string& dir) {
   nonfinite_in_a_row = state.value("nonfinite_in_a_row", int64_t{0});
   step = resumed_from = state.at("step").get<int64_t>();
   last_saved = last_validated = step;
-  spdlog::info("resumed from {} (step {})", dir, step);
+  logging::info("resumed from {} (step {})", dir, step);
 }
 
 void Trainer::run() {

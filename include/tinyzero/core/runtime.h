@@ -5,7 +5,7 @@
 
 namespace tinyzero {
 
-// Sets spdlog's level ("trace" ... "error"). Throws ConfigError on an unknown level.
+// Sets the log level ("trace" ... "error"). Throws ConfigError on an unknown level.
 void set_log_level(const std::string& level);
 
 // Sets LibTorch's intra-op thread count; 0 = OMP_NUM_THREADS when set, else all cores (LibTorch
@@ -43,17 +43,21 @@ bool resolve_autocast_bf16(const std::string& setting, const std::string& device
 // Tells a loaded OpenBLAS to use `threads` threads (found at run time; a no-op for other BLAS
 // libraries). OpenBLAS keeps one global count, set by the last call from a thread whose OpenMP limit
 // differed: a call from a 1-thread worker leaves every later call, on any thread, single-threaded.
+// PyTorch's aarch64 wheels and distributions' LibTorch use OpenBLAS; the x86 wheels link MKL, whose
+// count at::set_num_threads keeps per thread.
 void set_blas_threads(int threads);
 
-// Path of the BLAS shared library loaded in this process ("" when none is found).
+// Path of the BLAS shared library loaded in this process ("" when none is found, e.g. MKL linked into
+// LibTorch).
 std::string loaded_blas_library();
 
 // One line each: LibTorch version, device, threads, BLAS; warns when probe_blas() looks slow.
 void log_runtime_info(const std::string& device, const std::string& dtype, int threads);
 
-// "1.13.1" (the LibTorch this binary was built against).
+// "2.11.0" (the LibTorch this binary was built against).
 std::string torch_version();
-// "tinyzero 0.1.0 (git abc123), LibTorch 1.13.1"
+// Two lines: "tinyzero 0.1.0 (git abc123)" and "LibTorch 2.11.0, built with CUDA 13.0 (no CUDA device
+// visible)".
 std::string version_string();
 
 }  // namespace tinyzero

@@ -115,7 +115,9 @@ class ProcessGroup {
 std::unique_ptr<ProcessGroup> init_process_group(const DistEnv& env, const std::string& backend,
                                                  const c10::Device& device, double timeout_s);
 
-// Backends compiled into this build, e.g. {"gloo"} with Debian's LibTorch, {"nccl"} with a CUDA wheel.
+// Backends compiled into this build: {"gloo", "nccl"} with the pinned CUDA wheel and libgloo-dev.
 std::vector<std::string> available_backends();
+// One line for --version: "distributed backends: nccl (NCCL 2.28.9), gloo" (or "none").
+std::string backends_description();
 
 }  // namespace tinyzero

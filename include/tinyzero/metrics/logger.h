@@ -21,7 +21,7 @@ class TensorBoardWriter;
 using Metrics = std::map<std::string, double>;  // name -> value (veRL's names, see metrics/names.h)
 
 struct MetricsLoggerOptions {
-  bool console = true;      // a compact line per step through spdlog (info)
+  bool console = true;      // a compact line per step through the log (info)
   bool jsonl = true;        // run_dir/metrics.jsonl
   bool tensorboard = true;  // run_dir/tensorboard/events.out.tfevents.*
   bool plot = true;         // run_dir/plot.svg, redrawn every step

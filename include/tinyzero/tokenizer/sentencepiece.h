@@ -1,11 +1,5 @@
 // sentencepiece tokenizer (tokenizer.model: Llama-2, Mistral, spm_train output) through the
-// sentencepiece library. The library lives in a small shared library, libtinyzero_spm_shim.so, loaded
-// with dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND): linking libsentencepiece into the same image as
-// Debian's LibTorch crashes at start-up (two protobuf versions). The shim is looked for at
-//   $TINYZERO_SPM_SHIM (a file path; nothing else is tried when it is set),
-//   next to the running executable,
-//   the build tree it was compiled in,
-//   the dynamic linker's search path.
+// sentencepiece library.
 #pragma once
 
 #include <memory>
@@ -34,10 +28,6 @@ class SentencePieceTokenizer final : public Tokenizer {
   int64_t vocab_size() const override;
   bool is_special(int64_t id) const override;
   std::string kind() const override { return "sentencepiece"; }
-
-  // Path of the shim library that load_tokenizer() would use; throws Error (listing what was tried)
-  // when none can be loaded.
-  static std::string shim_path();
 
  private:
   struct Impl;

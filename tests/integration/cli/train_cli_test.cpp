@@ -24,10 +24,17 @@ int count_lines(const std::string& s) {
   return n;
 }
 
-TEST(TrainCli, VersionNamesVersionGitHashAndLibTorch) {
+TEST(TrainCli, VersionNamesLibTorchCudaAndTheCompiledBackends) {
   auto r = run_cli("--version");
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_THAT(r.output, ::testing::ContainsRegex("^tinyzero [0-9]+\\.[0-9]+\\.[0-9]+ \\(git [0-9a-f]+\\), LibTorch [0-9]+\\."));
+  EXPECT_THAT(r.output, ::testing::ContainsRegex("^tinyzero [0-9]+\\.[0-9]+\\.[0-9]+ \\(git [0-9a-f]+\\)"));
+  EXPECT_THAT(r.output, ::testing::ContainsRegex(
+                            "LibTorch 2\\.[0-9]+\\.[0-9]+, (built with CUDA [0-9.]+|without CUDA)"));
+  // install-deps.sh provides Gloo's headers, and a CUDA LibTorch always gets NCCL (configure fails
+  // otherwise).
+  EXPECT_THAT(r.output, ::testing::ContainsRegex("distributed backends: .*gloo"));
+  if (r.output.find("built with CUDA") != std::string::npos)
+    EXPECT_THAT(r.output, ::testing::ContainsRegex("distributed backends: nccl \\(NCCL [0-9]+\\.[0-9]+"));
 }
 
 TEST(TrainCli, HelpListsTheMainUse) {

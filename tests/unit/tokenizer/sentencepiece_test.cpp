@@ -102,11 +102,6 @@ TEST_F(SentencePiece, SpecialTokens) {
   EXPECT_THROW(t->id_to_token(384), Error);
 }
 
-TEST_F(SentencePiece, ShimIsFoundWithoutSetUp) {
-  std::string path = SentencePieceTokenizer::shim_path();
-  EXPECT_NE(path.find("libtinyzero_spm_shim.so"), std::string::npos) << path;
-}
-
 TEST_F(SentencePiece, MissingModelIsAnIoError) {
   EXPECT_THROW(SentencePieceTokenizer(dir_ + "/nope.model", ""), IoError);
 }
