@@ -428,6 +428,8 @@ run_checks() {
 
   # The test binaries look for the source tree (tests/data, configs, scripts) and the CLI here.
   export TINYZERO_TEST_SOURCE_DIR=$ROOT TINYZERO_TEST_CLI=$GC_BIN
+  # Rehearsal: the GPU tests run their own logic with the CPU as the device under test (gpu_device.h).
+  if [ "$GC_DEVICE" = cpu ]; then export TINYZERO_GPU_TESTS_DEVICE=cpu; fi
 
   GC_WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
   mkdir -p "$GC_WORK/gtest"
@@ -487,7 +489,10 @@ run_checks() {
   step ldd 30 0 step_ldd
   step version 30 0 step_version
   # b. the GPU tests
-  local exe
+  local tests=() exe
+  shopt -s nullglob
+  tests=("$PAYLOAD"/bin/gpu_*_test)
+  shopt -u nullglob
   for exe in "${tests[@]}"; do step "$(basename "$exe")" 150 0 step_gtest "$exe"; done
   step gpu-tests-ran-none-skipped 30 0 step_gpu_tests_summary
   # c. smoke training on the device, checkpoint, resume
