@@ -162,8 +162,8 @@ void log_runtime_info(const std::string& device, const std::string& dtype, int t
   const bool reference_path = blas.find("/blas/libblas.so") != std::string::npos;
   if (reference_path)
     logging::warn(
-        "LibTorch is using the reference BLAS ({}), about 20x slower than OpenBLAS; install "
-        "libopenblas0-openmp (scripts/install-deps.sh)",
+        "LibTorch is using the reference BLAS ({}), about 20x slower than an optimised one; build against "
+        "PyTorch's wheel (MKL; scripts/install-deps.sh installs it) or install libopenblas0-openmp",
         blas);
   else if (probe.looks_reference && blas.find("openblas") != std::string::npos)
     logging::warn(
@@ -173,8 +173,8 @@ void log_runtime_info(const std::string& device, const std::string& dtype, int t
   else if (probe.looks_reference)
     logging::warn(
         "fp32 matmul runs at {:.1f} GFLOP/s, the speed of the reference BLAS fallback (about 20x slower than "
-        "OpenBLAS); install libopenblas0-openmp (scripts/install-deps.sh) or check that the machine is not "
-        "overloaded",
+        "an optimised BLAS); check that the machine is not overloaded, and that LibTorch is PyTorch's wheel "
+        "(MKL) or links OpenBLAS",
         probe.gflops);
 }
 

@@ -601,8 +601,8 @@ std::unique_ptr<ProcessGroup> init_process_group(const DistEnv& env, const std::
   impl->timeout = std::chrono::milliseconds(static_cast<int64_t>(std::llround(timeout_s * 1000)));
   impl->device = device;
 
-  // Rendezvous: connect to rank 0's store, then count arrivals ourselves so that both LibTorch versions
-  // fail the same way within the timeout (1.13's TCPStore stops waiting for workers silently).
+  // Rendezvous: wait for rank 0's store, connect, then count arrivals ourselves, so that a missing rank
+  // is reported within the timeout with how many ranks did arrive.
   const auto start = Clock::now();
   if (env.rank != 0 || env.use_agent_store) {
     std::string why = wait_for_listener(env.master_addr, env.master_port, start + impl->timeout);

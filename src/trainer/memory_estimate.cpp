@@ -44,7 +44,8 @@ double activation_bytes_per_token_layer(const TransformerConfig& m, double act_b
   // x, norm out, q, rotated q, attention out, o_proj out, residual, norm2 out, down out: ~9 h;
   // k, v and rotated k (stored) plus the repeated GQA copies: ~4 kv; gate, up, silu(gate), product: 4 I.
   double dense = 9 * h + 4 * kv + 4 * inter;
-  // Attention scores and probabilities: heads * seq each per token (no fused SDPA on LibTorch 1.13).
+  // Attention scores and probabilities: heads * seq each per token, as SDPA's math kernel keeps them
+  // (its fused kernels keep less; the estimate counts the larger).
   double scores = 2.0 * static_cast<double>(m.num_attention_heads) * static_cast<double>(seq);
   return (dense + scores) * act_bytes;
 }

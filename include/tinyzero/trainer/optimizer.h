@@ -1,7 +1,7 @@
 // AdamW with decoupled weight decay, learning-rate schedule and global-norm gradient clipping.
 //
 // Our own rather than torch::optim::AdamW so that its state is plain named tensors (saved in
-// checkpoints as safetensors, identical across LibTorch 1.13 and 2.x), bf16 parameters can update an
+// checkpoints as safetensors, readable by any LibTorch version), bf16 parameters can update an
 // fp32 master copy, and the state can be sharded across ranks later (ZeRO-1). Same maths as PyTorch:
 //   p <- p * (1 - lr * wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
 //   p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
