@@ -120,16 +120,31 @@ std::optional<std::string_view> last_answer(std::string_view text, bool dotall) 
   constexpr std::string_view kOpen = "<answer>";
   constexpr std::string_view kClose = "</answer>";
   std::optional<std::string_view> last;
+  // The next "</answer>" and the next newline at or after the current content start. Starts only move
+  // forward, so each is searched again only once the start has passed it: linear in the text, also for
+  // thousands of "<answer>" whose lazy group would cross a newline (every one of them used to search
+  // to the far "</answer>").
+  size_t close = 0, newline = 0;
+  bool close_known = false, newline_known = false;
   size_t pos = 0;
   while (true) {
     const size_t open = text.find(kOpen, pos);
     if (open == std::string_view::npos) break;
     const size_t content = open + kOpen.size();
-    const size_t close = text.find(kClose, content);
+    if (!close_known || (close != std::string_view::npos && close < content)) {
+      close = text.find(kClose, content);
+      close_known = true;
+    }
     if (close == std::string_view::npos) break;  // no later start can match either
-    if (!dotall && text.substr(content, close - content).find('\n') != std::string_view::npos) {
-      pos = open + 1;  // the lazy group cannot cross the newline: the match fails at this start
-      continue;
+    if (!dotall) {
+      if (!newline_known || (newline != std::string_view::npos && newline < content)) {
+        newline = text.find('\n', content);
+        newline_known = true;
+      }
+      if (newline != std::string_view::npos && newline < close) {
+        pos = open + 1;  // the lazy group cannot cross the newline: the match fails at this start
+        continue;
+      }
     }
     last = text.substr(content, close - content);
     pos = close + kClose.size();

@@ -1,8 +1,12 @@
 // Tests of the Python string semantics (pytext.h) and of BigInt against 128-bit arithmetic.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <random>
+#include <string>
 
 #include "tinyzero/tasks/bigint.h"
 #include "tinyzero/tasks/pytext.h"
@@ -69,6 +73,39 @@ TEST(PyText, LastAnswerFollowsLazyRegexSemantics) {
   EXPECT_FALSE(last_answer("<answer>1\n</answer>"));
   EXPECT_EQ(*last_answer("<answer>1\n</answer>", true), "1\n");
   EXPECT_EQ(*last_answer("<answer>1\r</answer>"), "1\r");  // only \n stops `.`
+}
+
+// Seconds for last_answer over `text` (the best of 3).
+double time_last_answer(const std::string& text, bool dotall) {
+  double best = 1e9;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto answer = last_answer(text, dotall);
+    volatile size_t used = answer ? answer->size() : 1;  // keeps the call
+    (void)used;
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+
+// Many "<answer>" whose lazy group would cross a newline before the one "</answer>" at the end: every
+// start used to search to that far tag (1 MB took 27.6 s). Ten times the text may take about ten
+// times as long, not a hundred.
+TEST(PyText, LastAnswerTakesTimeLinearInTheText) {
+  auto text_of = [](int tags) {
+    std::string text;
+    for (int i = 0; i < tags; ++i) text += "<answer>7\n";
+    return text + "</answer>";
+  };
+  const std::string small = text_of(10000), large = text_of(100000);  // ~100 KB, ~1 MB
+  EXPECT_FALSE(last_answer(large));                                   // each start's group crosses a newline
+  EXPECT_EQ(last_answer(large, true)->size(), large.size() - 8 - 9);  // the first start to the end
+  for (bool dotall : {false, true}) {
+    const double t_small = time_last_answer(small, dotall), t_large = time_last_answer(large, dotall);
+    std::printf("last_answer dotall=%d: 100 KB %.5f s, 1 MB %.5f s\n", dotall, t_small, t_large);
+    EXPECT_LT(t_large, 20 * t_small + 0.01) << "dotall " << dotall;  // quadratic would be 100x
+    EXPECT_LT(t_large, 0.5) << "dotall " << dotall;
+  }
 }
 
 TEST(PyText, DigitRunsUseUnicodeDigitsAndIntValues) {
