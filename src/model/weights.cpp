@@ -91,7 +91,22 @@ void load_weights(CausalLMImpl& model, const HfWeights& weights) {
     throw Error(msg);
   }
   torch::NoGradGuard no_grad;
-  for (auto& p : params) p.value().copy_(weights.tensor(p.key()));  // converts dtype and device
+  for (auto& p : params) {
+    const at::Tensor source = weights.tensor(p.key());
+    // One reduction per tensor: NaN or Inf in a base model would otherwise surface steps later as a
+    // nan loss, after checkpoints of it were written.
+    if (!at::isfinite(source).all().item<bool>()) {
+      const int64_t bad = source.numel() - at::isfinite(source).sum().item<int64_t>();
+      std::string file = weights.dir();
+      for (const auto& f : weights.files())
+        if (f.find(p.key()) != nullptr) file = f.path();
+      throw Error("weights: " + p.key() + " in " + file + " has " + std::to_string(bad) +
+                  " NaN or infinite " + "value(s) of " + std::to_string(source.numel()) +
+                  "; the checkpoint is corrupt or was saved from a diverged run: use an earlier or the "
+                  "original checkpoint");
+    }
+    p.value().copy_(source);  // converts dtype and device
+  }
 }
 
 CausalLM load_causal_lm(const std::string& dir, at::ScalarType dtype, const at::Device& device) {

@@ -4,8 +4,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <limits>
+
 #include "tinyzero/core/errors.h"
 #include "tinyzero/io/checkpoint.h"
+#include "tinyzero/io/safetensors.h"
 #include "tinyzero/model/logprobs.h"
 #include "tinyzero/model/qwen2.h"
 #include "tinyzero/model/weights.h"
@@ -182,6 +186,32 @@ TEST(ModelConfigRefusals, LoadRejectsMismatchedWeights) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("expected [128, 96], got [256, 96]"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ModelConfigRefusals, LoadRejectsNonFiniteWeightsNamingTensorAndFile) {
+  CausalLM good = load_causal_lm(fixture_dir("tied-f32"), at::kFloat);
+  const std::string dir = ::testing::TempDir() + "/tz_model_nonfinite";
+  save_causal_lm(*good, dir, at::kBFloat16);
+  for (double bad : {std::nan(""), std::numeric_limits<double>::infinity()}) {
+    HfWeights w = HfWeights::open(dir);
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    for (const auto& name : w.names()) {
+      at::Tensor t = w.tensor(name).clone();
+      if (name == "model.layers.1.mlp.up_proj.weight") t.view({-1})[7] = bad;
+      tensors.emplace_back(name, t);
+    }
+    const std::string file = dir + "/model.safetensors";
+    save_safetensors(file, tensors);
+    try {
+      load_causal_lm(dir, at::kFloat);
+      FAIL() << "expected an error for " << bad;
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("model.layers.1.mlp.up_proj.weight in " + file + " has 1 NaN or infinite value"),
+                std::string::npos)
+          << what;
+    }
   }
 }
 
