@@ -53,17 +53,16 @@ if [ -n "${TINYZERO_PYTHON:-}" ]; then
   exit 0
 fi
 
-venv="$TORCH_VENV"
 # The marker is written last: an interrupted install is redone, not trusted.
-if [ ! -f "$venv/.tinyzero-complete" ]; then
-  echo "install-deps: installing torch==$TORCH_PIN into $venv (about 4 GB, once per machine)"
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input "torch==$TORCH_PIN"
-  "$venv/bin/python" -c 'import torch; print("install-deps: torch", torch.__version__, "CUDA", torch.version.cuda)'
-  touch "$venv/.tinyzero-complete"
+if [ ! -f "$TORCH_VENV/.tinyzero-complete" ]; then
+  echo "install-deps: installing torch==$TORCH_PIN into $TORCH_VENV (about 4 GB, once per machine)"
+  rm -rf "$TORCH_VENV"
+  mkdir -p "$(dirname "$TORCH_VENV")"
+  python3 -m venv "$TORCH_VENV"
+  "$TORCH_VENV/bin/pip" install --quiet --disable-pip-version-check --no-input "torch==$TORCH_PIN"
+  "$TORCH_VENV/bin/python" -c 'import torch; print("install-deps: torch", torch.__version__, "CUDA", torch.version.cuda)'
+  touch "$TORCH_VENV/.tinyzero-complete"
 else
-  echo "install-deps: torch $TORCH_PIN present in $venv"
+  echo "install-deps: torch $TORCH_PIN present in $TORCH_VENV"
 fi
 echo "torch-python: $TORCH_PYTHON"

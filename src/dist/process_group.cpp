@@ -201,8 +201,8 @@ struct ProcessGroup::Impl {
 // One flat buffer sent by one collective, and the tensors it is copied back into.
 struct Bucket {
   std::vector<at::Tensor> tensors;
-  at::Tensor flat;        // (sum of numels,) in the wire dtype; aliases tensors[0] when in_place
-  bool in_place = false;  // a single contiguous tensor of the wire dtype: no copies
+  at::Tensor flat;        // (sum of numels,) in the tensors' dtype; aliases tensors[0] when in_place
+  bool in_place = false;  // a single contiguous tensor: no copies
   int root = -1;          // -1: all-reduce; else the rank broadcasting
 };
 
@@ -299,7 +299,6 @@ class BucketLauncher {
     b.tensors = std::move(open.tensors);
     open.tensors.clear();
     open.bytes = 0;
-    const at::ScalarType wire = b.tensors[0].scalar_type();
     const bool sends = root < 0 || root == impl_.rank;  // this rank's values go out
     if (b.tensors.size() == 1 && b.tensors[0].is_contiguous()) {
       b.in_place = true;
@@ -308,8 +307,8 @@ class BucketLauncher {
       int64_t numel = 0;
       for (auto& t : b.tensors) numel += t.numel();
       const auto& like = b.tensors[0];
-      b.flat = impl_.take_buffer(numel, at::TensorOptions().dtype(wire).device(like.device()));
-      if (sends) {  // pack, converting strides and dtype on the way
+      b.flat = impl_.take_buffer(numel, at::TensorOptions().dtype(like.scalar_type()).device(like.device()));
+      if (sends) {  // pack, converting strides on the way
         int64_t offset = 0;
         for (auto& t : b.tensors) {
           b.flat.narrow(0, offset, t.numel()).view(t.sizes()).copy_(t);

@@ -123,10 +123,16 @@ const TensorEntry* HfWeights::find(const std::string& name) const {
   return it == where_.end() ? nullptr : files_[it->second].find(name);
 }
 
-at::Tensor HfWeights::tensor(const std::string& name) const {
+at::Tensor HfWeights::tensor(const std::string& name) const { return files_[file_index(name)].tensor(name); }
+
+const std::string& HfWeights::file_of(const std::string& name) const {
+  return files_[file_index(name)].path();
+}
+
+size_t HfWeights::file_index(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) throw IoError("model directory '" + dir_ + "' has no tensor '" + name + "'");
-  return files_[it->second].tensor(name);
+  return it->second;
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -97,11 +97,8 @@ void load_weights(CausalLMImpl& model, const HfWeights& weights) {
     // nan loss, after checkpoints of it were written.
     if (!at::isfinite(source).all().item<bool>()) {
       const int64_t bad = source.numel() - at::isfinite(source).sum().item<int64_t>();
-      std::string file = weights.dir();
-      for (const auto& f : weights.files())
-        if (f.find(p.key()) != nullptr) file = f.path();
-      throw Error("weights: " + p.key() + " in " + file + " has " + std::to_string(bad) +
-                  " NaN or infinite " + "value(s) of " + std::to_string(source.numel()) +
+      throw Error("weights: " + p.key() + " in " + weights.file_of(p.key()) + " has " + std::to_string(bad) +
+                  " NaN or infinite value(s) of " + std::to_string(source.numel()) +
                   "; the checkpoint is corrupt or was saved from a diverged run: use an earlier or the "
                   "original checkpoint");
     }

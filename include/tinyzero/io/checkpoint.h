@@ -34,10 +34,13 @@ class HfWeights {
   const TensorEntry* find(const std::string& name) const;
   // A CPU tensor in the file's dtype. Throws IoError naming the tensor and the directory when absent.
   at::Tensor tensor(const std::string& name) const;
+  // Path of the file that holds `name` (one of files()). Throws IoError like tensor() when absent.
+  const std::string& file_of(const std::string& name) const;
   // The opened files (one, or one per shard).
   const std::vector<SafetensorsFile>& files() const { return files_; }
 
  private:
+  size_t file_index(const std::string& name) const;  // index in files_; throws IoError when absent
   std::string dir_;
   std::vector<SafetensorsFile> files_;
   std::map<std::string, size_t> where_;  // tensor name -> index in files_
