@@ -13,6 +13,7 @@
 #include "tinyzero/core/errors.h"
 #include "tinyzero/core/run_dir.h"
 #include "tinyzero/core/runtime.h"
+#include "tinyzero/core/stop_signal.h"
 #include "tinyzero/dist/dist_env.h"
 #include "tinyzero/model/model_config.h"
 #include "tinyzero/trainer/memory_estimate.h"
@@ -89,9 +90,13 @@ void run_train(const TrainArgs& args) {
   set_log_level(config.logging.level);
   const int threads = configure_threads(static_cast<int>(config.trainer.threads));
   const std::string device = resolve_device(config.trainer.device);
-  // Data parallel: rank 0 alone prepares the run directory (and alone writes logs and checkpoints).
+  // Data parallel: rank 0 alone locks and prepares the run directory (and alone writes logs and
+  // checkpoints); the lock is held until the run ends.
   const bool main_rank = detect_dist_env().is_main();
-  std::string run_dir = main_rank ? prepare_run_dir(config) : config.trainer.run_dir;
+  RunDirLock lock;
+  if (main_rank) lock = prepare_run_dir(config);
+  const std::string& run_dir = config.trainer.run_dir;
+  install_stop_handlers();
   if (main_rank) logging::info("run directory {} (resolved config in {}/config.yaml)", run_dir, run_dir);
   log_runtime_info(device, config.model.dtype, threads);
   Trainer trainer(loaded);

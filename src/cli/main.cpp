@@ -1,5 +1,6 @@
 // tinyzero-train: the command-line front end. The only main() of the project; all logic lives in the
-// library. Exceptions become one-line messages and exit codes: 0 ok, 2 usage/config error, 1 runtime.
+// library. Exceptions become one-line messages and exit codes: 0 ok, 2 usage/config error, 1 runtime,
+// 128 + signal when SIGTERM / SIGINT stopped a run (after a checkpoint).
 #include <CLI/CLI.hpp>
 #include <iostream>
 
@@ -41,6 +42,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::cerr << "tinyzero-train: error: " << e.what() << " (see --help)\n";
     return 2;
+  } catch (const tinyzero::StoppedBySignal& e) {
+    std::cerr << "tinyzero-train: " << e.what() << "\n";
+    return tinyzero::exit_code_for(e);
   } catch (const std::exception& e) {
     std::cerr << "tinyzero-train: error: " << e.what() << "\n";
     return tinyzero::exit_code_for(e);

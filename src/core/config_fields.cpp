@@ -151,6 +151,9 @@ void TrainerConfig::describe(Schema& s) {
           "write each validation's generations to DIR/step_N.jsonl (one line per held-out problem: index, prompt, "
           "response, score, correct; DIR/step_N.rankR.jsonl per rank when distributed); empty = off");
   s.field("max_consecutive_nonfinite", &max_consecutive_nonfinite, 5, "stop after this many steps in a row with non-finite gradients", Check::at_least(1));
+  s.field("allow_config_change", &allow_config_change, false,
+          "resume even when settings that change the run (lr, batch sizes, seeds, ...) differ from the checkpoint's; "
+          "the earlier config is kept in run_dir/config_history");
 }
 
 void LoggingConfig::describe(Schema& s) {

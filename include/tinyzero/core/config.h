@@ -154,6 +154,7 @@ struct TrainerConfig {
   bool val_before_train;
   std::string validation_data_dir;
   int64_t max_consecutive_nonfinite;
+  bool allow_config_change;
   TrainerConfig() { apply_section_defaults(this); }
   void describe(Schema& s);
 };

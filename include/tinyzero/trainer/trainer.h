@@ -18,6 +18,8 @@
 
 namespace tinyzero {
 
+struct TrainContext;
+
 class Trainer {
  public:
   // Loads tokenizer, data, model(s) and, with trainer.resume, the newest complete checkpoint. Throws
@@ -27,7 +29,9 @@ class Trainer {
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  // Runs until trainer.total_steps (validating and checkpointing on the configured schedule).
+  // Runs until trainer.total_steps (validating and checkpointing on the configured schedule). After a
+  // stop signal (core/stop_signal.h) on any rank, every rank finishes the current step, the checkpoint of
+  // that step is written, and StoppedBySignal is thrown.
   void run();
   // One optimizer step of the configured algorithm; returns its metrics (also logged).
   Metrics train_step();
@@ -41,13 +45,18 @@ class Trainer {
   int64_t resumed_from() const;
 
  private:
-  struct State;
-  std::unique_ptr<State> s_;
+  std::unique_ptr<TrainContext> s_;  // src/trainer/train_context.h
 };
 
 // Checks that the files a run needs exist (model directory, tokenizer, data files, a resume
 // checkpoint) before anything is created or loaded. Throws ConfigError naming the key and the fix.
 void check_run_inputs(const TrainConfig& config);
+
+// Refuses (ConfigError, listing each key with its old and new value) to resume a checkpoint whose config
+// differs from `config` in settings that change what the run computes (lr, batch sizes, seeds, rollout.n,
+// ...), unless trainer.allow_config_change; run length, save / validation / logging frequencies, devices,
+// threads and micro-batch sizes may change. Nothing to resume: a no-op. check_run_inputs calls it.
+void check_resume_config(const TrainConfig& config);
 
 // The newest complete checkpoint directory under run_dir/checkpoints ("" when none).
 std::string latest_checkpoint(const std::string& run_dir);

@@ -178,4 +178,29 @@ TEST_F(TrainDist, AKilledRankMakesTheOtherFailWithinTheTimeout) {
             << rank0.substr(at, rank0.find('\n', at) - at) << "\n";
 }
 
+TEST_F(TrainDist, SigtermToOneRankStopsBothAfterTheSameStepWithACheckpoint) {
+  // SIGTERM reaches rank 1 only (as when a launcher signals one process): the ranks agree on the step,
+  // rank 0 writes its checkpoint, and both exit 143.
+  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) + " WORLD_SIZE=2 ";
+  const std::string run = args("term", "trainer.total_steps=500 trainer.save_freq=0");
+  const std::string log0 = dir_ + "/term0.log", log1 = dir_ + "/term1.log";
+  const std::string script =
+      "cd " + shell_quote(kSource) + "; " + env + "RANK=0 LOCAL_RANK=0 " + shell_quote(TZ_CLI_PATH) + " " + run +
+      " > " + shell_quote(log0) + " 2>&1 & r0=$!; " + env + "RANK=1 LOCAL_RANK=1 " + shell_quote(TZ_CLI_PATH) + " " +
+      run + " > " + shell_quote(log1) + " 2>&1 & r1=$!; " +
+      "for i in $(seq 600); do grep -q '] step 2 ' " + shell_quote(log0) + " && break; sleep 0.1; done; " +
+      "kill -TERM $r1; wait $r0; c0=$?; wait $r1; c1=$?; echo \"exit0=$c0 exit1=$c1\"";
+  auto r = tinyzero::testing::run_shell(script);
+  const std::string rank0 = tinyzero::read_file(log0), rank1 = tinyzero::read_file(log1);
+  EXPECT_THAT(r.output, HasSubstr("exit0=143 exit1=143")) << rank0 << rank1;
+  std::smatch m0, m1;
+  const std::regex stopped("stopped by SIGTERM at step (\\d+)");
+  ASSERT_TRUE(std::regex_search(rank0, m0, stopped)) << rank0;
+  ASSERT_TRUE(std::regex_search(rank1, m1, stopped)) << rank1;
+  EXPECT_EQ(m0[1].str(), m1[1].str());
+  char name[32];
+  std::snprintf(name, sizeof name, "step_%08d", std::stoi(m0[1]));
+  EXPECT_TRUE(fs::exists(dir_ + "/term/checkpoints/" + name + "/trainer_state.json")) << rank0;
+}
+
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "tinyzero/core/errors.h"
 #include "tinyzero/core/files.h"
+#include "tinyzero/core/config_diff.h"
 #include "tinyzero/core/run_dir.h"
 
 namespace fs = std::filesystem;
@@ -343,6 +344,64 @@ TEST(RunDir, WritesResolvedConfigAndRefusesToOverwriteWhenResumeIsOff) {
   EXPECT_THAT(config_error([&] { prepare_run_dir(c); }), HasSubstr("trainer.resume is off"));
   c.trainer.resume = "auto";
   EXPECT_NO_THROW(prepare_run_dir(c));
+}
+
+TEST(RunDir, ALockedRunDirIsRefusedNamingTheHolderAndFreedWithTheLock) {
+  TempDir dir;
+  TrainConfig c;
+  c.trainer.run_dir = dir.path("run");
+  {
+    RunDirLock held = prepare_run_dir(c);
+    EXPECT_TRUE(held.held());
+    const std::string message = config_error([&] { prepare_run_dir(c); });
+    EXPECT_THAT(message, HasSubstr("is in use by PID " + std::to_string(::getpid()) + " on "));
+    EXPECT_THAT(message, HasSubstr("another trainer.run_dir"));
+  }
+  EXPECT_NO_THROW(prepare_run_dir(c));  // released with the lock
+  // The lock file alone is not a run: resume=off still accepts a run_dir holding only it.
+  TrainConfig fresh;
+  fresh.trainer.run_dir = dir.path("fresh");
+  fresh.trainer.resume = "off";
+  { RunDirLock lock = RunDirLock::acquire(fresh.trainer.run_dir); }
+  EXPECT_NO_THROW(prepare_run_dir(fresh));
+}
+
+TEST(RunDir, AChangedConfigKeepsTheEarlierOneAndStaleStagingIsRemoved) {
+  TempDir dir;
+  TrainConfig c;
+  c.trainer.run_dir = dir.path("run");
+  prepare_run_dir(c);
+  prepare_run_dir(c);  // the same config: no history
+  EXPECT_FALSE(fs::exists(dir.path("run/config_history")));
+  fs::create_directories(dir.path("run/checkpoints/.step_00000004.staging.999"));
+  fs::create_directories(dir.path("run/checkpoints/step_00000002"));
+  c.actor.optim.lr = 0.5;
+  prepare_run_dir(c);
+  EXPECT_EQ(load_config(dir.path("run/config_history/config.1.yaml")).config.actor.optim.lr,
+            TrainConfig().actor.optim.lr);
+  EXPECT_EQ(load_config(dir.path("run/config.yaml")).config.actor.optim.lr, 0.5);
+  EXPECT_FALSE(fs::exists(dir.path("run/checkpoints/.step_00000004.staging.999")));
+  EXPECT_TRUE(fs::exists(dir.path("run/checkpoints/step_00000002")));
+}
+
+TEST(ConfigDiff, ListsChangedAddedAndRemovedLeavesByDottedKey) {
+  const auto changes = config_changes("a:\n  b: 1\n  c: [1, 2]\nd: x\n", "a:\n  b: 2\n  c: [1, 2]\ne: y\n");
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[0].key, "a.b");
+  EXPECT_EQ(changes[0].before, "1");
+  EXPECT_EQ(changes[0].after, "2");
+  EXPECT_EQ(changes[1].key, "d");
+  EXPECT_EQ(changes[1].after, "(absent)");
+  EXPECT_EQ(changes[2].key, "e");
+  EXPECT_EQ(changes[2].before, "(absent)");
+  TrainConfig a, b;
+  b.rollout.n = 3;
+  b.data.seed = 9;
+  const auto real = config_changes(dump_config(a), dump_config(b));
+  ASSERT_EQ(real.size(), 2u);
+  EXPECT_EQ(real[0].key, "data.seed");
+  EXPECT_EQ(real[1].key, "rollout.n");
+  EXPECT_TRUE(config_changes(dump_config(a), dump_config(a)).empty());
 }
 
 TEST(Files, AtomicWriteReplacesAndReadBack) {

@@ -1,0 +1,213 @@
+// Checkpoints of a run (see checkpointer.h).
+#include "trainer/checkpointer.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "tinyzero/core/config_diff.h"
+#include "tinyzero/core/errors.h"
+#include "tinyzero/core/files.h"
+#include "tinyzero/core/log.h"
+#include "tinyzero/io/safetensors.h"
+#include "tinyzero/model/weights.h"
+#include "tinyzero/trainer/trainer.h"
+#include "trainer/train_context.h"
+
+namespace fs = std::filesystem;
+
+namespace tinyzero {
+
+std::string checkpoint_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step_%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& run_dir) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  fs::path dir = fs::path(run_dir) / "checkpoints";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("step_", 0) != 0 || !entry.is_directory()) continue;
+    if (!fs::exists(entry.path() / "trainer_state.json")) continue;
+    try {
+      out.emplace_back(std::stoll(name.substr(5)), entry.path().string());
+    } catch (const std::exception&) {
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  return out;
+}
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  auto all = list_checkpoints(run_dir);
+  return all.empty() ? "" : all.front().second;
+}
+
+namespace {
+
+// Settings a resume may change without changing what the run computes: how long it runs, how often it
+// saves, validates and logs, where and with how many threads or ranks it runs, and memory knobs that
+// regroup the same sums (micro-batches, activation checkpointing).
+bool safe_to_change(const std::string& key) {
+  static const char* const kSafe[] = {
+      "trainer.total_steps", "trainer.save_freq", "trainer.keep_last", "trainer.test_freq",
+      "trainer.val_before_train", "trainer.validation_data_dir", "trainer.resume", "trainer.run_dir",
+      "trainer.allow_config_change", "trainer.threads", "trainer.device", "trainer.max_consecutive_nonfinite",
+      "data.val_batch_size", "actor.ppo_micro_batch_size", "critic.ppo_micro_batch_size",
+      "rollout.log_prob_micro_batch_size", "model.activation_checkpointing"};
+  static const char* const kSafeSections[] = {"logging.", "distributed."};
+  for (const char* safe : kSafe)
+    if (key == safe) return true;
+  for (const char* section : kSafeSections)
+    if (key.rfind(section, 0) == 0) return true;
+  return false;
+}
+
+// The checkpoint trainer.resume will start from ("" for none).
+std::string checkpoint_to_resume(const TrainConfig& c) {
+  if (c.trainer.resume == "off") return "";
+  if (c.trainer.resume == "auto") return latest_checkpoint(c.trainer.run_dir);
+  return c.trainer.resume;
+}
+
+}  // namespace
+
+void check_resume_config(const TrainConfig& config) {
+  const std::string dir = checkpoint_to_resume(config);
+  const fs::path saved = fs::path(dir) / "trainer_config.yaml";
+  std::error_code ec;
+  if (dir.empty() || !fs::exists(saved, ec)) return;
+  std::vector<ConfigChange> changes = config_changes(read_file(saved.string()), dump_config(config));
+  std::erase_if(changes, [](const ConfigChange& change) { return safe_to_change(change.key); });
+  if (changes.empty()) return;
+  std::string list;
+  for (const auto& change : changes)
+    list += (list.empty() ? "" : ", ") + change.key + " (" + change.before + " -> " + change.after + ")";
+  if (config.trainer.allow_config_change) {
+    logging::warn("resuming {} with changed settings, applied from its step on: {}", dir, list);
+    return;
+  }
+  throw ConfigError("resuming " + dir + " with settings that differ from its config: " + list +
+                    "; restore them, or set trainer.allow_config_change=true to apply them from the checkpoint's "
+                    "step on, or start a new trainer.run_dir");
+}
+
+std::string save_checkpoint(TrainContext& s) {
+  const TrainConfig& c = s.config;
+  // Every rank: check that the copies are identical, and gather sharded optimizer state to rank 0.
+  const uint64_t hash = s.optimizer->check_in_sync("actor");
+  if (s.critic) s.critic_optimizer->check_in_sync("critic");
+  if (s.world() > 1)
+    logging::info("step {}: actor parameters identical on all {} ranks (hash {:016x})", s.step, s.world(),
+                  hash);
+  std::vector<std::pair<std::string, at::Tensor>> actor_state = s.optimizer->gather_state(), critic_state;
+  if (s.critic) critic_state = s.critic_optimizer->gather_state();
+  fs::path root = fs::path(c.trainer.run_dir) / "checkpoints";
+  const fs::path final_dir = root / checkpoint_name(s.step);
+  if (!s.pg->is_main()) {  // rank 0 writes; the others wait until the checkpoint is complete
+    s.pg->barrier();
+    s.last_saved = s.step;
+    return final_dir.string();
+  }
+  fs::create_directories(root);
+  // Unique to this process: a run killed while saving leaves its own staging directory, which the next
+  // run (holding the run_dir lock) removes.
+  const fs::path staging = root / ("." + checkpoint_name(s.step) + ".staging." + std::to_string(::getpid()));
+  fs::remove_all(staging);
+  // The actor as a Hugging Face directory (loads in transformers as is), then the trainer state;
+  // trainer_state.json is written last and marks the checkpoint complete.
+  save_causal_lm(*s.actor, staging.string(), s.dtype, s.tokenizer_dir);
+  save_safetensors((staging / "optimizer.safetensors").string(), actor_state, {{"format", "tinyzero-adamw"}});
+  if (s.critic) {  // PPO: the critic as its own HF directory (Qwen2ForTokenClassification) and its AdamW
+    s.critic->save((staging / "critic").string(), s.dtype);
+    save_safetensors((staging / "critic_optimizer.safetensors").string(), critic_state,
+                     {{"format", "tinyzero-adamw"}});
+  }
+  nlohmann::json state = {
+      {"step", s.step},
+      {"optimizer_steps", s.optimizer->steps_taken()},
+      {"critic_optimizer_steps", s.critic_optimizer ? s.critic_optimizer->steps_taken() : 0},
+      {"data_epoch", s.cursor->epoch()},
+      {"data_position", s.cursor->position()},
+      {"kl_coef", s.kl_ctrl->value()},
+      {"nonfinite_total", s.nonfinite_total},
+      {"nonfinite_in_a_row", s.nonfinite_in_a_row},
+      {"algorithm", c.algorithm.name}};
+  write_file_atomic((staging / "trainer_config.yaml").string(), dump_config(c));
+  write_file_atomic((staging / "trainer_state.json").string(), state.dump(2) + "\n");
+  fs::remove_all(final_dir);
+  fs::rename(staging, final_dir);
+  s.last_saved = s.step;
+  // Prune older complete checkpoints beyond keep_last.
+  if (c.trainer.keep_last > 0) {
+    auto all = list_checkpoints(c.trainer.run_dir);
+    for (size_t i = static_cast<size_t>(c.trainer.keep_last); i < all.size(); ++i)
+      fs::remove_all(all[i].second);
+  }
+  logging::info("checkpoint {}", final_dir.string());
+  s.pg->barrier();
+  return final_dir.string();
+}
+
+void load_checkpoint(TrainContext& s, const std::string& dir) {
+  nlohmann::json state;
+  try {
+    state = nlohmann::json::parse(read_file(dir + "/trainer_state.json"));
+  } catch (const nlohmann::json::exception& e) {
+    throw IoError("checkpoint " + dir + "/trainer_state.json is not valid JSON: " + e.what());
+  }
+  const std::string& algorithm = s.config.algorithm.name;
+  if (state.value("algorithm", algorithm) != algorithm)
+    throw ConfigError("checkpoint " + dir + " was written by algorithm " +
+                      state.value("algorithm", std::string()) + ", this run uses " + algorithm +
+                      "; use a new trainer.run_dir");
+  HfWeights weights = HfWeights::open(dir);
+  load_weights(*s.actor, weights);
+  // Each rank reads the state of the parameters it updates (all of them unless ZeRO-1 shards them), so a
+  // checkpoint resumes at any world size.
+  s.optimizer->load_state(dir + "/optimizer.safetensors", state.at("optimizer_steps").get<int64_t>(),
+                          s.device);
+  if (s.critic) {
+    s.critic->load(dir + "/critic");
+    s.critic_optimizer->load_state(dir + "/critic_optimizer.safetensors",
+                                   state.at("critic_optimizer_steps").get<int64_t>(), s.device);
+  }
+  s.cursor->seek(state.at("data_epoch").get<int64_t>(), state.at("data_position").get<int64_t>());
+  s.kl_ctrl->set_value(state.at("kl_coef").get<double>());
+  s.nonfinite_total = state.value("nonfinite_total", int64_t{0});
+  s.nonfinite_in_a_row = state.value("nonfinite_in_a_row", int64_t{0});
+  s.step = s.resumed_from = state.at("step").get<int64_t>();
+  s.last_saved = s.last_validated = s.step;
+  logging::info("resumed from {} (step {})", dir, s.step);
+}
+
+void resume(TrainContext& s) {
+  const TrainConfig& c = s.config;
+  if (c.trainer.resume == "off") return;
+  const bool automatic = c.trainer.resume == "auto";
+  // A corrupt newest checkpoint falls back to the previous one (auto only).
+  const auto candidates = automatic ? list_checkpoints(c.trainer.run_dir)
+                                    : std::vector<std::pair<int64_t, std::string>>{{-1, c.trainer.resume}};
+  std::string last_error;
+  for (const auto& [step, dir] : candidates) {
+    try {
+      load_checkpoint(s, dir);
+      return;
+    } catch (const std::exception& e) {
+      if (!automatic) throw;
+      last_error = e.what();
+      logging::warn("checkpoint {} cannot be loaded ({}); trying the previous one", dir, e.what());
+    }
+  }
+  if (!candidates.empty())
+    throw Error("no checkpoint in " + c.trainer.run_dir + "/checkpoints could be loaded (last error: " +
+                last_error + "); move them away or set trainer.resume=off with a new run_dir");
+}
+
+}  // namespace tinyzero

@@ -1,0 +1,147 @@
+// Set-up of a run's context (see train_context.h).
+#include "trainer/train_context.h"
+
+#include <algorithm>
+
+#include "tinyzero/core/errors.h"
+#include "tinyzero/core/log.h"
+#include "tinyzero/core/runtime.h"
+#include "tinyzero/model/weights.h"
+#include "trainer/rollout_stage.h"
+
+namespace tinyzero {
+
+namespace {
+
+// The device of this process: trainer.device (auto: CUDA when there is one), the local rank's GPU.
+at::Device pick_device(const TrainConfig& c, const DistEnv& env) {
+  at::Device device(c.trainer.device == "cuda" ? at::kCUDA : at::kCPU);
+  if (c.trainer.device == "auto" && torch::cuda::is_available()) device = at::Device(at::kCUDA);
+  if (device.is_cuda()) device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  return device;
+}
+
+void check_world_size(const TrainConfig& c, const DistEnv& env, bool sft) {
+  const int64_t w = env.world_size;
+  if (c.data.train_batch_size % w != 0 || (!sft && c.actor.ppo_mini_batch_size % w != 0))
+    throw ConfigError("data.train_batch_size (" + std::to_string(c.data.train_batch_size) +
+                      ") and actor.ppo_mini_batch_size (" + std::to_string(c.actor.ppo_mini_batch_size) +
+                      ") must be multiples of the world size " + std::to_string(w) +
+                      "; change them or the number of ranks");
+  if (c.algorithm.filter_groups)
+    throw ConfigError(
+        "algorithm.filter_groups (DAPO dynamic sampling) runs on one process only in this version; "
+        "set algorithm.filter_groups=false or run a single rank");
+}
+
+// model.autocast_bf16 for this device, with a word on what auto chose or a warning on slow hardware.
+bool pick_autocast(const TrainConfig& c, const at::Device& device) {
+  const bool on = resolve_autocast_bf16(c.model.autocast_bf16, device.is_cuda() ? "cuda" : "cpu");
+  if (device.is_cpu() && !cpu_has_native_bf16() && on) {
+    logging::warn(
+        "model.autocast_bf16=true on a CPU without native bf16 matmul (no avx512_bf16, amx_bf16 or bf16 in "
+        "/proc/cpuinfo): bf16 matmuls run 10-30x slower than fp32 here; set model.autocast_bf16=auto or "
+        "false");
+  } else if (c.model.autocast_bf16 == "auto") {
+    const char* why = !on                ? "off (this CPU has no native bf16 matmul; matmuls in fp32)"
+                      : device.is_cuda() ? "on (CUDA)"
+                                         : "on (this CPU has native bf16 matmul)";
+    logging::info("model.autocast_bf16=auto: bf16 autocast {}", why);
+  }
+  return on;
+}
+
+void load_data(TrainContext& s) {
+  const TrainConfig& c = s.config;
+  s.task = make_task(c.data, c.reward);
+  if (s.is_sft()) {
+    s.sft_examples = read_sft_examples(c.data.train_files);
+    DataConfig val_only = c.data;
+    val_only.train_files.clear();
+    val_only.train_size = 1;
+    s.problems.val = load_problem_sets(val_only).val;
+    s.cursor = std::make_unique<DataCursor>(static_cast<int64_t>(s.sft_examples.size()), c.data.seed,
+                                            c.data.shuffle);
+  } else {
+    s.problems = load_problem_sets(c.data);
+    s.cursor = std::make_unique<DataCursor>(static_cast<int64_t>(s.problems.train.size()), c.data.seed,
+                                            c.data.shuffle);
+  }
+  logging::info("data: {} training {}, {} validation problems",
+                s.is_sft() ? s.sft_examples.size() : s.problems.train.size(),
+                s.is_sft() ? "examples" : "problems", s.problems.val.size());
+}
+
+void load_models(TrainContext& s) {
+  const TrainConfig& c = s.config;
+  s.actor = load_causal_lm(c.model.path, s.dtype, s.device);
+  s.actor->set_activation_checkpointing(c.model.activation_checkpointing);
+  const TransformerConfig& mc = s.actor->config();
+  const int64_t positions = c.data.max_prompt_length + c.data.max_response_length;
+  if (positions > mc.max_position_embeddings && mc.max_position_embeddings > 0)
+    throw ConfigError("data.max_prompt_length + data.max_response_length = " + std::to_string(positions) +
+                      " exceeds the model's max_position_embeddings " +
+                      std::to_string(mc.max_position_embeddings) + " (" + c.model.path +
+                      "/config.json); shorten them");
+  if (c.needs_reference()) {
+    at::ScalarType ref_dtype = c.reference.dtype == "same" ? s.dtype : parse_dtype(c.reference.dtype);
+    s.reference = load_causal_lm(c.model.path, ref_dtype, s.device);
+    s.reference->eval();
+    for (auto& p : s.reference->parameters()) p.set_requires_grad(false);
+    s.place_reference(false);
+  }
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  for (auto& item : s.actor->named_parameters()) params.emplace_back(item.key(), item.value());
+  const int64_t bucket_bytes = c.distributed.bucket_mb << 20;
+  s.optimizer =
+      std::make_unique<DataParallelOptimizer>(params, c.actor.optim, *s.pg, c.distributed.zero_stage,
+                                              bucket_bytes, c.distributed.overlap_grad_reduce);
+  if (c.needs_critic()) {
+    s.critic = std::make_unique<Critic>(c.model.path, s.dtype, s.device, derive_seed(c.trainer.seed, 0xc417));
+    s.critic->set_activation_checkpointing(c.model.activation_checkpointing);
+    s.critic_optimizer = std::make_unique<DataParallelOptimizer>(
+        s.critic->named_parameters(), c.critic.optim, *s.pg, c.distributed.zero_stage, bucket_bytes,
+        c.distributed.overlap_grad_reduce);
+  }
+  s.kl_ctrl = make_kl_controller(c.algorithm.kl_ctrl);
+}
+
+}  // namespace
+
+std::unique_ptr<TrainContext> make_train_context(const TrainConfig& config) {
+  auto context = std::make_unique<TrainContext>();
+  TrainContext& s = *context;
+  s.config = config;
+  const TrainConfig& c = s.config;
+  s.algorithm = parse_algorithm(c.algorithm.name);
+  // Data parallel: one process per device, joined through c10d (torchrun / SLURM / launch-local.sh).
+  s.env = detect_dist_env();
+  s.device = pick_device(c, s.env);
+  if (s.env.is_distributed()) {
+    check_world_size(c, s.env, s.is_sft());
+    logging::info("data parallel: {}", describe(s.env));
+  }
+  s.pg = init_process_group(s.env, c.distributed.backend, s.device, c.distributed.timeout_s);
+  s.dtype = parse_dtype(c.model.dtype);
+  s.bf16_autocast = pick_autocast(c, s.device);
+  torch::manual_seed(c.trainer.seed);
+
+  s.tokenizer_dir = c.model.tokenizer_path.empty() ? c.model.path : c.model.tokenizer_path;
+  s.tokenizer = load_tokenizer(s.tokenizer_dir);
+  load_data(s);
+  load_models(s);
+  s.eos_ids = stop_token_ids(*s.tokenizer, s.actor->config(), s.tokenizer_dir, c.model.path);
+  s.pad_id = s.tokenizer->pad_id().value_or(s.eos_ids.front());
+  return context;
+}
+
+void TrainContext::place_reference(bool in_use) {
+  if (reference && config.reference.offload && device.is_cuda())
+    reference->to(in_use ? device : at::Device(at::kCPU));
+}
+
+void TrainContext::place_critic(bool in_use) {
+  if (critic && config.critic.offload && device.is_cuda()) critic->to(in_use ? device : at::Device(at::kCPU));
+}
+
+}  // namespace tinyzero
