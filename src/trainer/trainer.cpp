@@ -377,6 +377,8 @@ Trainer::Trainer(const LoadedConfig& loaded) : s_(std::make_unique<State>()) {
     s.problems = load_problem_sets(c.data);
     s.cursor = std::make_unique<DataCursor>(static_cast<int64_t>(s.problems.train.size()), c.data.seed, c.data.shuffle);
   }
+  check_problem_sets(s.problems, *s.task, c.data,
+                     [&](const std::string& t) -> int64_t { return s.tokenizer->encode(t).size(); });
   logging::info("data: {} training {}, {} validation problems",
                 s.is_sft() ? s.sft_examples.size() : s.problems.train.size(),
                 s.is_sft() ? "examples" : "problems", s.problems.val.size());
