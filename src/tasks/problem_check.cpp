@@ -157,18 +157,20 @@ void check_problem_sets(const ProblemSets& sets, const Task& task, const DataCon
   for (auto& part : found) issues.insert(issues.end(), part.begin(), part.end());  // threads in index order
   if (issues.empty()) return;
 
-  auto place = [&](size_t i) {
+  // "train.jsonl:17", or "generated training problem 3" (+ " (target 46, nums [3, 7, 25])").
+  auto place = [&](size_t i, bool describe) {
     const Problem& p = problem_at(i);
     if (!p.source.empty()) return p.source;
     const bool train = i < n_train;
     return std::string("generated ") + (train ? "training" : "validation") + " problem " +
-           str(static_cast<int64_t>(train ? i : i - n_train)) + " (" + task.describe(p) + ")";
+           str(static_cast<int64_t>(train ? i : i - n_train)) +
+           (describe ? " (" + task.describe(p) + ")" : "");
   };
   const Issue& first = issues.front();
   const Problem& fp = problem_at(first.index);
   std::string msg =
       fp.source.empty()
-          ? place(first.index)
+          ? place(first.index, true)
           : std::string(first.index < n_train ? "data.train_files" : "data.val_files") + ": " + fp.source;
   msg += ": " + first.what + "; ";
   if (first.kind == IssueKind::kPromptTooLong) {
@@ -184,7 +186,7 @@ void check_problem_sets(const ProblemSets& sets, const Task& task, const DataCon
     msg += " (" + str(static_cast<int64_t>(issues.size() - 1)) + " more problem" +
            (issues.size() > 2 ? "s fail" : " fails") + " the load checks: ";
     const size_t shown = std::min<size_t>(issues.size(), 6);
-    for (size_t k = 1; k < shown; ++k) msg += (k > 1 ? ", " : "") + place(issues[k].index);
+    for (size_t k = 1; k < shown; ++k) msg += (k > 1 ? ", " : "") + place(issues[k].index, false);
     if (issues.size() > shown) msg += ", ...";
     msg += ")";
   }
