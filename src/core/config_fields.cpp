@@ -17,8 +17,8 @@ void ModelConfig::describe(Schema& s) {
 }
 
 void CountdownDataConfig::describe(Schema& s) {
-  s.field("min_numbers", &min_numbers, 3, "fewest numbers in a generated problem", Check::range(2, 6));
-  s.field("max_numbers", &max_numbers, 4, "most numbers in a generated problem", Check::range(2, 6));
+  s.field("min_numbers", &min_numbers, 3, "fewest numbers in a problem", Check::range(2, 6));
+  s.field("max_numbers", &max_numbers, 4, "most numbers in a problem", Check::range(2, 6));
   s.field("min_number", &min_number, 1, "smallest given number", Check::at_least(1));
   s.field("max_number", &max_number, 99, "largest given number", Check::at_least(1));
   s.field("min_target", &min_target, 1, "smallest target", Check::at_least(0));
@@ -44,8 +44,10 @@ void DataConfig::describe(Schema& s) {
   s.field("prompt_template", &prompt_template, "base", "prompt: TinyZero's base or qwen-instruct text, or a custom string with {numbers} and {target} ({a} and {b} for multiplication)",
           Check::one_of_or({"base", "qwen-instruct"}, "a custom template string"));
   s.field("shuffle", &shuffle, true, "shuffle the training problems each epoch");
-  s.section("countdown", &countdown, "Countdown problem generator");
-  s.section("multiplication", &multiplication, "multiplication problem generator");
+  s.field("allow_unsolvable", &allow_unsolvable, false, "accept Countdown problems in data.train_files / data.val_files whose target the numbers cannot reach (no response can score correct); false = refused at load, with file:line");
+  s.field("allow_out_of_range", &allow_out_of_range, false, "accept problems in data.train_files / data.val_files outside the ranges of data.countdown.* (numbers per problem, numbers, target) or data.multiplication.* (operand digits); false = refused at load, with file:line");
+  s.section("countdown", &countdown, "Countdown problems: the generator's ranges, which problems from data files must keep too (unless data.allow_out_of_range)");
+  s.section("multiplication", &multiplication, "multiplication problems: the generator's operand sizes, which problems from data files must keep too (unless data.allow_out_of_range)");
 }
 
 void RewardConfig::describe(Schema& s) {

@@ -28,7 +28,8 @@ std::string read_file(const std::string& path) {
 }
 
 void for_each_line(const std::string& path,
-                   const std::function<void(const std::string& line, const std::string& where)>& fn) {
+                   const std::function<void(const std::string& line, const std::string& where)>& fn,
+                   BlankLines blank_lines) {
   const std::string text = read_file(path);
   size_t start = 0, line_no = 0;
   while (start < text.size()) {
@@ -37,7 +38,13 @@ void for_each_line(const std::string& path,
     ++line_no;
     std::string line = text.substr(start, end - start);
     start = end + 1;
-    if (line.find_first_not_of(" \t\r\f\v") == std::string::npos) continue;
+    if (line.find_first_not_of(" \t\r\f\v") == std::string::npos) {
+      if (blank_lines == BlankLines::kSkip) continue;
+      throw IoError(path + ":" + std::to_string(line_no) +
+                    ": blank line; a JSONL file holds one JSON object on every line: delete it (all of "
+                    "them: sed -i '/^[[:space:]]*$/d' '" +
+                    path + "')");
+    }
     fn(line, path + ":" + std::to_string(line_no));
   }
 }

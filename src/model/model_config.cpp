@@ -1,6 +1,7 @@
 // Parsing and validation of Hugging Face config.json files for Qwen2 / Llama / Mistral causal LMs.
 #include "tinyzero/model/model_config.h"
 
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
@@ -131,10 +132,22 @@ TransformerConfig parse_transformer_config(const nlohmann::json& j, const std::s
     c.model_type = "llama";
   else if (arch == "MistralForCausalLM")
     c.model_type = "mistral";
-  else {
+  else if (arch == "Qwen2ForTokenClassification") {
+    throw ConfigError(where_field(where, "architectures") + " is \"" + arch +
+                      "\": a value model (the critic/ directory of a PPO checkpoint), not a causal LM; give "
+                      "the checkpoint directory above it (or a Qwen2ForCausalLM model)");
+  } else {
     throw ConfigError(where_field(where, arch.empty() ? "model_type" : "architectures") + " is \"" +
                       (arch.empty() ? model_type : arch) +
                       "\": supported are Qwen2ForCausalLM, LlamaForCausalLM, MistralForCausalLM");
+  }
+  // "architectures" decides, but a model_type naming another family means the file was edited or
+  // belongs to another model: its other fields cannot be trusted either.
+  if (j.contains("model_type") && !j["model_type"].is_null() && model_type != c.model_type) {
+    throw ConfigError(where_field(where, "model_type") + " is " + j["model_type"].dump() +
+                      ", but \"architectures\" names " + arch + " (model_type \"" + c.model_type +
+                      "\"): the file mixes two models; set \"model_type\": \"" + c.model_type +
+                      "\" if the weights are " + arch + "'s, else use the model's own config.json");
   }
   c.architecture = arch;
 
@@ -160,12 +173,19 @@ TransformerConfig parse_transformer_config(const nlohmann::json& j, const std::s
                       ": rotary embeddings need an even head dimension");
   }
   c.rope_theta = get_double(j, "rope_theta", where, 10000.0);
-  if (!(c.rope_theta > 0)) throw ConfigError(where_field(where, "rope_theta") + " must be > 0");
+  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta))
+    throw ConfigError(where_field(where, "rope_theta") + " is " + j["rope_theta"].dump() +
+                      ": must be a finite number > 0 (Qwen2.5: 1000000.0)");
   c.rms_norm_eps = get_double(j, "rms_norm_eps", where, 1e-6);
-  if (!(c.rms_norm_eps > 0)) throw ConfigError(where_field(where, "rms_norm_eps") + " must be > 0");
+  if (!(c.rms_norm_eps > 0) || !std::isfinite(c.rms_norm_eps))
+    throw ConfigError(where_field(where, "rms_norm_eps") + " is " + j["rms_norm_eps"].dump() +
+                      ": must be a finite number > 0 (Qwen2.5: 1e-06)");
   c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", where, c.model_type == "qwen2" ? false : false);
   c.max_position_embeddings = get_positive(j, "max_position_embeddings", where, 2048);
   c.initializer_range = get_double(j, "initializer_range", where, 0.02);
+  if (!(c.initializer_range >= 0) || !std::isfinite(c.initializer_range))
+    throw ConfigError(where_field(where, "initializer_range") + " is " + j["initializer_range"].dump() +
+                      ": must be a finite number >= 0 (the std of `init`'s weights; usually 0.02)");
   c.bos_token_id = get_opt_id(j, "bos_token_id", where);
   c.pad_token_id = get_opt_id(j, "pad_token_id", where);
   if (j.contains("eos_token_id") && j["eos_token_id"].is_array()) {
@@ -179,6 +199,20 @@ TransformerConfig parse_transformer_config(const nlohmann::json& j, const std::s
   } else if (auto eos = get_opt_id(j, "eos_token_id", where)) {
     c.eos_token_ids.push_back(*eos);
   }
+
+  // Special-token ids index the embedding: one past it would fail (or read garbage) only when the
+  // token is first generated.
+  auto check_id = [&](const char* key, int64_t id) {
+    if (id < 0 || id >= c.vocab_size) {
+      throw ConfigError(where_field(where, key) + " is " + std::to_string(id) +
+                        ": not a token id of this model (" + "vocab_size " + std::to_string(c.vocab_size) +
+                        ", ids 0.." + std::to_string(c.vocab_size - 1) +
+                        "); set it to the id the tokenizer gives that " + "token, or remove the key");
+    }
+  };
+  if (c.bos_token_id) check_id("bos_token_id", *c.bos_token_id);
+  for (int64_t id : c.eos_token_ids) check_id("eos_token_id", id);
+  if (c.pad_token_id) check_id("pad_token_id", *c.pad_token_id);
 
   if (j.contains("torch_dtype") && !j["torch_dtype"].is_null()) {
     if (!j["torch_dtype"].is_string())

@@ -55,7 +55,9 @@ std::vector<std::string> split_paths(const std::string& paths) {
   return out;
 }
 
-std::vector<Problem> read_all(TaskKind kind, const std::string& paths) {
+}  // namespace
+
+std::vector<Problem> read_problem_files(TaskKind kind, const std::string& paths) {
   std::vector<Problem> out;
   for (const auto& path : split_paths(paths)) {
     std::vector<Problem> part = read_problems(kind, path);
@@ -63,8 +65,6 @@ std::vector<Problem> read_all(TaskKind kind, const std::string& paths) {
   }
   return out;
 }
-
-}  // namespace
 
 std::string problem_to_json(TaskKind kind, const Problem& p) {
   if (kind == TaskKind::kCountdown)
@@ -112,9 +112,13 @@ Problem problem_from_json(TaskKind kind, const std::string& line, const std::str
 
 std::vector<Problem> read_problems(TaskKind kind, const std::string& path) {
   std::vector<Problem> out;
-  for_each_line(path, [&](const std::string& line, const std::string& where) {
-    out.push_back(problem_from_json(kind, line, where));
-  });
+  for_each_line(
+      path,
+      [&](const std::string& line, const std::string& where) {
+        out.push_back(problem_from_json(kind, line, where));
+        out.back().source = where;
+      },
+      BlankLines::kRefuse);
   if (out.empty())
     throw IoError(path + ": no problems in the file; " +
                   (kind == TaskKind::kCountdown ? kCountdownExample : kMultiplicationExample) + " per line");
@@ -169,8 +173,8 @@ ProblemSets load_problem_sets(const DataConfig& data) {
     for (const auto& p : problems) keys.insert(problem_key(kind, p));
     return keys;
   };
-  if (train_from_file) sets.train = read_all(kind, data.train_files);
-  if (val_from_file) sets.val = read_all(kind, data.val_files);
+  if (train_from_file) sets.train = read_problem_files(kind, data.train_files);
+  if (val_from_file) sets.val = read_problem_files(kind, data.val_files);
   if (!val_from_file)
     sets.val = generate_problems(kind, static_cast<size_t>(data.val_size), seed, kValStream, data.countdown,
                                  data.multiplication, keys_of(sets.train));

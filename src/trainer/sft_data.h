@@ -10,7 +10,8 @@ struct SftExample {
   std::string prompt, response;
 };
 
-// Reads one or more comma-separated JSONL files. Throws IoError naming the file and line of a bad line.
+// Reads one or more comma-separated JSONL files. Throws IoError naming the file and line of a bad line,
+// a blank line included.
 std::vector<SftExample> read_sft_examples(const std::string& paths);
 
 }  // namespace tinyzero

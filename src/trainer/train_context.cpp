@@ -67,6 +67,11 @@ void load_data(TrainContext& s) {
     s.cursor = std::make_unique<DataCursor>(static_cast<int64_t>(s.problems.train.size()), c.data.seed,
                                             c.data.shuffle);
   }
+  // Every problem checked before the first step (file:line in the errors): prompt length, numbers,
+  // solvability.
+  check_problem_sets(s.problems, *s.task, c.data, [&](const std::string& text) -> int64_t {
+    return static_cast<int64_t>(s.tokenizer->encode(text, false).size());
+  });
   logging::info("data: {} training {}, {} validation problems",
                 s.is_sft() ? s.sft_examples.size() : s.problems.train.size(),
                 s.is_sft() ? "examples" : "problems", s.problems.val.size());

@@ -47,6 +47,7 @@ struct DataConfig {
   int64_t max_prompt_length, max_response_length;
   std::string prompt_template;
   bool shuffle;
+  bool allow_unsolvable, allow_out_of_range;  // accept such problems from data files (else refused at load)
   CountdownDataConfig countdown;
   MultiplicationDataConfig multiplication;
   DataConfig() { apply_section_defaults(this); }

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tinyzero/io/checkpoint.h"
 #include "tinyzero/model/qwen2.h"
@@ -24,8 +26,22 @@ std::string dtype_name(at::ScalarType dtype);
 // Throws Error naming the missing, unexpected and mis-shaped tensors and the directory.
 void load_weights(CausalLMImpl& model, const HfWeights& weights);
 
+// Names and shapes of the parameters of CausalLM(config) (Hugging Face names), computed without
+// allocating anything.
+std::vector<std::pair<std::string, std::vector<int64_t>>> expected_parameter_shapes(
+    const TransformerConfig& config);
+
+// Checks `config` (read from `config_path`) against the tensor shapes of the safetensors headers in
+// `weights`, reading no tensor data: vocab_size and hidden_size against model.embed_tokens.weight,
+// num_hidden_layers against the layers present, intermediate_size and the head counts against layer 0's
+// projections, tie_word_embeddings against lm_head.weight, then every tensor's name, shape and dtype.
+// Throws ConfigError naming config.json, the key, its value, the shape found and the fix.
+void check_config_against_weights(const TransformerConfig& config, const std::string& config_path,
+                                  const HfWeights& weights);
+
 // Reads config.json and the weights of a Hugging Face directory into a new model with parameters of
-// `dtype` on `device`.
+// `dtype` on `device`, after check_config_against_weights (nothing is allocated for a config.json that
+// does not fit the weights).
 CausalLM load_causal_lm(const std::string& dir, at::ScalarType dtype = at::kFloat,
                         const at::Device& device = at::Device(at::kCPU));
 

@@ -21,8 +21,11 @@ std::string problem_to_json(TaskKind kind, const Problem& problem);
 // Parses one line. Throws IoError "<where>: <what>; expected ..." (`where` is e.g. "file.jsonl:12").
 Problem problem_from_json(TaskKind kind, const std::string& line, const std::string& where);
 
-// Reads a JSONL file (blank lines skipped). Throws IoError naming the file and line of a bad line.
+// Reads a JSONL file; each problem's `source` is "path:N". Throws IoError naming the file and line of
+// a bad line, a blank line included.
 std::vector<Problem> read_problems(TaskKind kind, const std::string& path);
+// read_problems of each file of a comma-separated list (as data.train_files / data.val_files), in order.
+std::vector<Problem> read_problem_files(TaskKind kind, const std::string& paths);
 // Writes a JSONL file atomically.
 void write_problems(TaskKind kind, const std::string& path, const std::vector<Problem>& problems);
 

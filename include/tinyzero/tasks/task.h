@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -28,6 +29,9 @@ struct Problem {
   // Multiplication: a * b; `answer` is the product in decimal (it may exceed int64).
   int64_t a = 0, b = 0;
   std::string answer;
+  // Where it came from, for messages: "train.jsonl:17" for a problem read from a file, empty for a
+  // generated one. Not part of the problem's identity (operator==, problem_key).
+  std::string source;
 
   friend bool operator==(const Problem& x, const Problem& y) {
     return x.target == y.target && x.nums == y.nums && x.a == y.a && x.b == y.b && x.answer == y.answer;
@@ -97,5 +101,24 @@ struct ProblemSets {
 // data.multiplication.*). Generated validation problems are disjoint from the training ones and
 // generated training problems from the validation ones. Throws IoError / ConfigError.
 ProblemSets load_problem_sets(const DataConfig& data);
+
+// Tokens of a prompt text as the run encodes it. Called from several threads at once.
+using TokenCounter = std::function<int64_t(const std::string& text)>;
+
+// Load-time checks of the problems a run will use (src/tasks/problem_check.cpp), so that a bad one is
+// refused before training starts, with its file and line, not when it is first sampled (after
+// checkpoints were written, and at the same step again on every resume). In train-then-validation,
+// file order:
+//  - problems read from data.train_files / data.val_files (those with a `source`): Countdown: count of
+//    numbers, each number and the target within data.countdown.*, unless data.allow_out_of_range; the
+//    target reachable from the numbers (countdown_solvable), unless data.allow_unsolvable.
+//    Multiplication: operands of at most data.multiplication.digits_a / digits_b digits, not negative,
+//    unless data.allow_out_of_range.
+//  - every problem, generated ones too: its prompt (task.prompt()) is 1..data.max_prompt_length tokens
+//    by `count_tokens` (skipped when it is empty: no tokenizer at hand).
+// Throws ConfigError in one line: the first bad problem's place ("data.train_files: path:N", or the
+// generated problem), the value, the config key and the fix, then how many more fail and where.
+void check_problem_sets(const ProblemSets& sets, const Task& task, const DataConfig& data,
+                        const TokenCounter& count_tokens);
 
 }  // namespace tinyzero

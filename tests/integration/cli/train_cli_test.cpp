@@ -33,8 +33,9 @@ TEST(TrainCli, VersionNamesLibTorchCudaAndTheCompiledBackends) {
   // install-deps.sh provides Gloo's headers, and a CUDA LibTorch always gets NCCL (configure fails
   // otherwise).
   EXPECT_THAT(r.output, ::testing::ContainsRegex("distributed backends: .*gloo"));
-  if (r.output.find("built with CUDA") != std::string::npos)
+  if (r.output.find("built with CUDA") != std::string::npos) {
     EXPECT_THAT(r.output, ::testing::ContainsRegex("distributed backends: nccl \\(NCCL [0-9]+\\.[0-9]+"));
+  }
 }
 
 TEST(TrainCli, HelpListsTheMainUse) {
@@ -120,6 +121,56 @@ TEST(TrainCli, EveryShippedConfigIsValidAndItsDryRunFits) {
   EXPECT_THAT(plain.output, HasSubstr("distributed.zero_stage=1 (saves"));
   auto zero = run_cli(three_b + " distributed.zero_stage=1");
   EXPECT_THAT(zero.output, HasSubstr("\nfits ("));
+}
+
+// A data file whose line 16 has a prompt over data.max_prompt_length: refused before training starts,
+// naming the file and line (it used to fail at the step that first sampled it, after checkpoints were
+// written, and at that step again on every resume), by the trainer and by --dry-run alike.
+TEST(TrainCli, BadProblemsInDataFilesAreFoundAtLoadWithFileAndLine) {
+  const fs::path dir = fs::temp_directory_path() / ("tz_cli_bad_data_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // The tokenizer of tests/data/tiny-demo-warm gives smoke.yaml's prompt 25 tokens for [1, 2, 3] and
+  // target 6, and 29 for [19, 18, 17] and target 54.
+  const std::string good = "{\"target\": 6, \"nums\": [1, 2, 3]}\n";
+  std::string lines;
+  for (int i = 1; i <= 20; ++i) lines += i == 16 ? "{\"target\": 54, \"nums\": [19, 18, 17]}\n" : good;
+  const std::string train = (dir / "train.jsonl").string(), val = (dir / "val.jsonl").string();
+  std::ofstream(train) << lines;
+  std::ofstream(val) << good;
+  const std::string run_dir = (dir / "run").string();
+  const std::string args = "--config " + shell_quote(kSmoke) + " model.path=" +
+                           shell_quote(std::string(TZ_SOURCE_DIR) + "/tests/data/tiny-demo-warm") +
+                           " data.train_files=" + shell_quote(train) + " data.val_files=" + shell_quote(val) +
+                           " data.max_prompt_length=27 data.shuffle=false trainer.total_steps=5 "
+                           "trainer.save_freq=1 trainer.run_dir=" +
+                           shell_quote(run_dir);
+  const std::string expected = "data.train_files: " + train +
+                               ":16: the prompt (data.prompt_template) is 29 tokens, more than "
+                               "data.max_prompt_length = 27; raise data.max_prompt_length to at least 29";
+  auto r = run_cli(args);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("tinyzero-train: error: " + expected)) << r.output;
+  EXPECT_FALSE(fs::exists(run_dir + "/checkpoints")) << r.output;
+  auto dry = run_cli(args + " --dry-run");
+  EXPECT_EQ(dry.exit_code, 2) << dry.output;
+  EXPECT_THAT(dry.output, HasSubstr(expected));
+  EXPECT_EQ(count_lines(dry.output), 1) << dry.output;
+  // An unreachable target and a blank line, each with its line.
+  std::ofstream(train) << good << "{\"target\": 97, \"nums\": [1, 2, 3]}\n";
+  dry = run_cli(args + " --dry-run");
+  EXPECT_EQ(dry.exit_code, 2) << dry.output;
+  EXPECT_THAT(dry.output,
+              HasSubstr("data.train_files: " + train + ":2: target 97 cannot be reached from [1, 2, 3]"));
+  std::ofstream(train) << good << "\n" << good;
+  dry = run_cli(args + " --dry-run");
+  EXPECT_THAT(dry.output, HasSubstr(train + ":2: blank line"));
+  // Good files pass, and the dry run says what it checked.
+  std::ofstream(train) << good << good;
+  dry = run_cli(args + " --dry-run");
+  EXPECT_EQ(dry.exit_code, 0) << dry.output;
+  EXPECT_THAT(dry.output, HasSubstr("data: 2 training and 1 validation problems from files OK"));
+  fs::remove_all(dir);
 }
 
 TEST(TrainCli, ConfigReferenceIsMarkdown) {

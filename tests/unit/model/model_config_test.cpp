@@ -57,6 +57,7 @@ TEST(TransformerConfig, LlamaBiasesEosListsAndHeadDim) {
   EXPECT_EQ(c.head_dim, 32);
   j.erase("attention_bias");
   j["architectures"] = {"MistralForCausalLM"};
+  j["model_type"] = "mistral";
   c = parse_transformer_config(j, "cfg.json");
   EXPECT_FALSE(c.qkv_bias);
   // to_json round-trips.
@@ -91,6 +92,45 @@ TEST(TransformerConfig, RefusesWhatWeDoNotImplement) {
   EXPECT_NE(e.find("num_hidden_layers"), std::string::npos);
   EXPECT_NE(e.find("cfg.json"), std::string::npos);
   EXPECT_EQ(error_of(with("rope_scaling", {{"rope_type", "default"}})), "");
+}
+
+TEST(TransformerConfig, RefusesTokenIdsOutsideTheVocabularyAndOtherModels) {
+  auto with = [](const std::string& key, const nlohmann::json& v) {
+    nlohmann::json j = qwen2();
+    j[key] = v;
+    return j;
+  };
+  // vocab_size 700: ids 0..699. An EOS of 700 was accepted and trained with.
+  EXPECT_NE(
+      error_of(with("eos_token_id", 700))
+          .find("field \"eos_token_id\" of cfg.json is 700: not a token id of this model (vocab_size 700, "
+                "ids 0..699)"),
+      std::string::npos);
+  EXPECT_NE(error_of(with("eos_token_id", {699, 1000})).find("\"eos_token_id\" of cfg.json is 1000"),
+            std::string::npos);
+  EXPECT_NE(error_of(with("bos_token_id", -1)).find("\"bos_token_id\" of cfg.json is -1"), std::string::npos);
+  EXPECT_NE(error_of(with("pad_token_id", 700)).find("\"pad_token_id\" of cfg.json is 700"),
+            std::string::npos);
+  EXPECT_EQ(error_of(with("pad_token_id", 0)), "");
+  // model_type naming another model than "architectures" was accepted (architectures won).
+  EXPECT_NE(
+      error_of(with("model_type", "bert"))
+          .find("field \"model_type\" of cfg.json is \"bert\", but \"architectures\" names Qwen2ForCausalLM "
+                "(model_type \"qwen2\")"),
+      std::string::npos);
+  nlohmann::json no_type = qwen2();
+  no_type.erase("model_type");
+  EXPECT_EQ(error_of(no_type), "");
+  nlohmann::json bert_only = qwen2();
+  bert_only.erase("architectures");
+  bert_only["model_type"] = "bert";
+  EXPECT_NE(error_of(bert_only).find("field \"model_type\" of cfg.json is \"bert\": supported are"),
+            std::string::npos);
+  // A critic directory (what Critic::save writes) is not a causal LM.
+  EXPECT_NE(error_of(with("architectures", {"Qwen2ForTokenClassification"})).find("a value model"),
+            std::string::npos);
+  EXPECT_NE(error_of(with("rope_theta", 0.0)).find("\"rope_theta\" of cfg.json is 0.0"), std::string::npos);
+  EXPECT_NE(error_of(with("initializer_range", -0.02)).find("\"initializer_range\""), std::string::npos);
 }
 
 }  // namespace

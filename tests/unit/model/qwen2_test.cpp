@@ -5,9 +5,13 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <filesystem>
+#include <functional>
 #include <limits>
+#include <map>
 
 #include "tinyzero/core/errors.h"
+#include "tinyzero/core/files.h"
 #include "tinyzero/io/checkpoint.h"
 #include "tinyzero/io/safetensors.h"
 #include "tinyzero/model/logprobs.h"
@@ -211,6 +215,126 @@ TEST(ModelConfigRefusals, LoadRejectsNonFiniteWeightsNamingTensorAndFile) {
       EXPECT_NE(what.find("model.layers.1.mlp.up_proj.weight in " + file + " has 1 NaN or infinite value"),
                 std::string::npos)
           << what;
+    }
+  }
+}
+
+// A copy of the fixture `variant` in a fresh directory, its config.json changed by `edit`.
+std::string fixture_copy_with(const std::string& variant, const std::string& name,
+                              const std::function<void(nlohmann::json&)>& edit) {
+  const std::string dir = ::testing::TempDir() + "/tz_model_cfg_" + name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  for (const char* f : {"config.json", "model.safetensors"})
+    std::filesystem::copy_file(fixture_dir(variant) + "/" + f, dir + "/" + f);
+  nlohmann::json j = nlohmann::json::parse(read_file(dir + "/config.json"));
+  edit(j);
+  write_file_atomic(dir + "/config.json", j.dump(2));
+  return dir;
+}
+
+// load_causal_lm's ConfigError; any other exception escapes and fails the test.
+std::string load_config_error(const std::string& dir) {
+  try {
+    load_causal_lm(dir, at::kFloat);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(ModelConfigRefusals, ConfigJsonIsCheckedAgainstTheWeightShapesBeforeAllocating) {
+  struct Case {
+    std::string variant, key;
+    nlohmann::json value;
+    std::vector<std::string> expected;  // substrings of the one-line message
+  };
+  const std::vector<Case> cases = {
+      // 700e9 x 96 floats: allocating it was a LibTorch "can't allocate" with 25 stack frames.
+      {"tied-f32",
+       "vocab_size",
+       1000000000000,
+       {"field \"vocab_size\" of DIR/config.json is 1000000000000, but model.embed_tokens.weight in "
+        "DIR/model.safetensors has shape [700, 96]",
+        "set \"vocab_size\": 700"}},
+      {"untied-bf16",
+       "vocab_size",
+       800,
+       {"is 800, but model.embed_tokens.weight", "set \"vocab_size\": 700"}},
+      {"tied-f32",
+       "hidden_size",
+       192,
+       {"field \"hidden_size\" of DIR/config.json is 192", "set \"hidden_size\": 96"}},
+      {"tied-f32",
+       "intermediate_size",
+       512,
+       {"field \"intermediate_size\" of DIR/config.json is 512, but model.layers.0.mlp.gate_proj.weight in "
+        "DIR/model.safetensors has shape [256, 96]",
+        "set \"intermediate_size\": 256"}},
+      {"tied-f32",
+       "num_hidden_layers",
+       4,
+       {"field \"num_hidden_layers\" of DIR/config.json is 4, but the weights in DIR hold 3 layers",
+        "set \"num_hidden_layers\": 3"}},
+      {"tied-f32", "num_hidden_layers", 2, {"is 2, but the weights in DIR hold 3 layers"}},
+      {"tied-f32",
+       "num_hidden_layers",
+       1000000000000,
+       {"is 1000000000000, but the weights in DIR hold 3 layers"}},
+      // head_dim = 96 / 12 = 8: k_proj would have 2 * 8 rows, the file has 32. Either count may be wrong.
+      {"tied-f32",
+       "num_attention_heads",
+       12,
+       {"fields \"num_attention_heads\" and \"num_key_value_heads\" of DIR/config.json are 12 and 2",
+        "model.layers.0.self_attn.k_proj.weight in DIR/model.safetensors has shape [32, 96]",
+        "set \"num_attention_heads\": 6 (with num_key_value_heads 2) or \"num_key_value_heads\": 4 (with "
+        "num_attention_heads 12)"}},
+      {"tied-f32",
+       "num_key_value_heads",
+       3,
+       {"are 6 and 3", "set \"num_key_value_heads\": 2 (with num_attention_heads 6)"}},
+      {"tied-f32",
+       "tie_word_embeddings",
+       false,
+       {"field \"tie_word_embeddings\" of DIR/config.json is false, but the weights in DIR hold no "
+        "lm_head.weight",
+        "set \"tie_word_embeddings\": true"}},
+  };
+  for (const auto& c : cases) {
+    const std::string dir =
+        fixture_copy_with(c.variant, c.key, [&](nlohmann::json& j) { j[c.key] = c.value; });
+    const std::string what = load_config_error(dir);
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    for (std::string want : c.expected) {
+      for (size_t at = want.find("DIR"); at != std::string::npos; at = want.find("DIR", at + dir.size()))
+        want.replace(at, 3, dir);
+      EXPECT_NE(what.find(want), std::string::npos) << c.key << "=" << c.value << ": " << what;
+    }
+    std::filesystem::remove_all(dir);
+  }
+  // An unchanged copy loads.
+  const std::string same = fixture_copy_with("untied-bf16", "same", [](nlohmann::json&) {});
+  EXPECT_EQ(load_config_error(same), "(no error)");
+  std::filesystem::remove_all(same);
+}
+
+TEST(ModelConfigRefusals, ExpectedShapesAreTheModelsParameters) {
+  for (const std::string variant : {"tied-f32", "untied-bf16", "llama-biases"}) {
+    TransformerConfig c =
+        load_transformer_config(fixture_dir(variant == "llama-biases" ? "untied-bf16" : variant));
+    if (variant == "llama-biases") {
+      c.model_type = "llama", c.architecture = "LlamaForCausalLM";
+      c.qkv_bias = c.o_bias = c.mlp_bias = true;
+      c.head_dim = 32;  // 6 heads of 32 = 192 query rows from a hidden size of 96
+    }
+    CausalLM model(c);
+    std::map<std::string, std::vector<int64_t>> params;
+    for (const auto& p : model->named_parameters()) params[p.key()] = p.value().sizes().vec();
+    const auto expected = expected_parameter_shapes(c);
+    EXPECT_EQ(expected.size(), params.size()) << variant;
+    for (const auto& [name, shape] : expected) {
+      ASSERT_TRUE(params.count(name)) << variant << ": " << name;
+      EXPECT_EQ(params[name], shape) << variant << ": " << name;
     }
   }
 }
