@@ -1,5 +1,5 @@
 // The declaration of every config field: name, default, one-line help, check. This file is the single
-// source of truth; parsing, validation, --print-config and the README's reference derive from it.
+// source of truth; parsing, validation, --print-config and docs/config-reference.md derive from it.
 #include "tinyzero/core/config.h"
 
 namespace tinyzero {

@@ -56,7 +56,7 @@ std::string resolve_device(const std::string& requested) {
         "trainer.device is cuda, but " +
         std::string(torch::cuda::device_count() == 0 ? "no CUDA device is visible" : "CUDA is unavailable") +
         " to this LibTorch build (" + torch_version() +
-        "); use trainer.device=cpu, or build against a CUDA LibTorch (see README, GPU build)");
+        "); use trainer.device=cpu, or build against a CUDA LibTorch (see README, 'On GPUs')");
   if (requested != "cpu" && requested != "cuda")
     throw ConfigError("device '" + requested + "' is unknown; use auto, cpu or cuda");
   return requested;

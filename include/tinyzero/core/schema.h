@@ -4,7 +4,7 @@
 //   s.field("lr", &lr, 1e-6, "peak learning rate", Check::positive());
 //   s.section("optim", &optim, "optimizer of the actor");
 // From that list everything else is derived: defaults, YAML parsing, overrides, range checks,
-// `--print-config` (YAML with comments) and the config reference in the README.
+// `--print-config` (YAML with comments) and the config reference in docs/config-reference.md.
 #pragma once
 
 #include <cstdint>

@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -269,40 +270,70 @@ TEST(DistWorker, Alone) {
   }
 }
 
-// Manual: all-reduce bandwidth and broadcast time of 100 MB (see the file comment).
+// Manual: all-reduce bandwidth and broadcast time of 100 MB (see the file comment; TZ_DIST_BENCH_MB sets
+// another size, and DistProcessGroup.BenchChecksItsResults runs it at 1 MB). What it times is checked:
+// every all-reduce of ones multiplies each element by the world size, so after k of them each holds
+// world^k (exact in float32 for any world size here); a broadcast leaves the root's values on every
+// rank; and every time is positive and finite.
 TEST(DistWorker, Bench) {
   WORKER_ONLY();
   if (!std::getenv("TZ_DIST_BENCH")) GTEST_SKIP() << "set TZ_DIST_BENCH=1";
   auto pg = worker_group();
-  const int64_t n = 25 * 1000 * 1000;  // 100 MB of float32
+  const double world = pg->world_size();
+  const char* mb_env = std::getenv("TZ_DIST_BENCH_MB");
+  const int64_t mb = mb_env ? std::atoll(mb_env) : 100;
+  ASSERT_GE(mb, 1) << "TZ_DIST_BENCH_MB=" << mb_env;
+  const int64_t n = mb * 250 * 1000;  // mb MB of float32
+  const double gb = mb / 1000.0;
+  auto expect_time = [](double s, const char* what) {
+    EXPECT_TRUE(std::isfinite(s) && s > 0) << what << " took " << s << " s";
+  };
+  auto expect_all = [](const std::vector<at::Tensor>& ts, const char* what, auto value_of) {
+    for (size_t i = 0; i < ts.size(); ++i) {
+      const double want = value_of(i);
+      EXPECT_TRUE(ts[i].eq(want).all().item<bool>()) << what << ": tensor " << i << " should hold " << want
+                                                     << " everywhere, e.g. " << ts[i][0].item<float>();
+    }
+  };
+  const int reps = 5;
   for (int64_t bucket : {int64_t{25} << 20, int64_t{100} << 20}) {
-    // As gradients: 100 tensors of 1 MB, bucketed.
+    // As gradients: 100 tensors of mb/100 MB, bucketed.
     std::vector<at::Tensor> grads;
     for (int i = 0; i < 100; ++i) grads.push_back(at::ones({n / 100}));
     pg->all_reduce_sum(grads, bucket);  // warm-up
     pg->barrier();
-    const int reps = 5;
     auto t0 = Clock::now();
     for (int r = 0; r < reps; ++r) pg->all_reduce_sum(grads, bucket);
     double s = since(t0) / reps;
+    expect_time(s, "all_reduce_sum of 100 tensors");
+    expect_all(grads, "bucketed all_reduce_sum", [&](size_t) { return std::pow(world, 1 + reps); });
     at::Tensor flat = at::ones({n});
     pg->barrier();
     t0 = Clock::now();
     for (int r = 0; r < reps; ++r) pg->all_reduce_sum(flat);
     double s_flat = since(t0) / reps;
+    expect_time(s_flat, "all_reduce_sum of one tensor");
+    expect_all({flat}, "flat all_reduce_sum", [&](size_t) { return std::pow(world, reps); });
+    // The root's tensors hold their index, the others' -1: afterwards every rank holds the root's.
+    for (size_t i = 0; i < grads.size(); ++i) grads[i].fill_(pg->is_main() ? static_cast<double>(i) : -1.0);
     pg->barrier();
     t0 = Clock::now();
     for (int r = 0; r < reps; ++r) pg->broadcast(grads, 0, bucket);
     double s_bcast = since(t0) / reps;
+    expect_time(s_bcast, "broadcast");
+    expect_all(grads, "broadcast", [](size_t i) { return static_cast<double>(i); });
     if (pg->is_main())
       std::printf(
-          "bench: 100 MB float32, bucket %lld MB: all_reduce_sum of 100 tensors %.3f s (%.2f GB/s of "
+          "bench: %lld MB float32, bucket %lld MB: all_reduce_sum of 100 tensors %.3f s (%.2f GB/s of "
           "buffer), one flat tensor %.3f s (%.2f GB/s), broadcast %.3f s\n",
-          static_cast<long long>(bucket >> 20), s, 0.1 / s, s_flat, 0.1 / s_flat, s_bcast);
+          static_cast<long long>(mb), static_cast<long long>(bucket >> 20), s, gb / s, s_flat, gb / s_flat,
+          s_bcast);
   }
   auto t0 = Clock::now();
   for (int r = 0; r < 100; ++r) pg->barrier();
-  if (pg->is_main()) std::printf("bench: barrier %.3f ms\n", since(t0) * 10);
+  const double barrier_s = since(t0) / 100;
+  expect_time(barrier_s, "barrier");
+  if (pg->is_main()) std::printf("bench: barrier %.3f ms\n", barrier_s * 1000);
 }
 
 // NCCL between two GPUs (cuda:LOCAL_RANK): sums, broadcast, metrics, owner broadcast, barrier.
@@ -585,6 +616,30 @@ TEST(DistProcessGroup, RendezvousWithoutThePeerFailsWithinTheTimeout) {
     auto at = o->output.find("worker error after ");
     std::printf("%s\n", o->output.substr(at, o->output.find('\n', at) - at).c_str());
   }
+}
+
+// The manual benchmark at 1 MB on two ranks, so that its own checks (results and times) run in CI.
+TEST(DistProcessGroup, BenchChecksItsResults) {
+  GLOO_PARENT();
+  const int port = free_port();
+  std::vector<Child> ranks;
+  for (int r = 0; r < 2; ++r) {
+    auto env = rank_env(r, 2, port, 20);
+    env["TZ_DIST_BENCH"] = "1";
+    env["TZ_DIST_BENCH_MB"] = "1";
+    ranks.push_back(spawn(worker_argv("Bench"), env));
+  }
+  Outcome o0 = finish(ranks[0], 60), o1 = finish(ranks[1], 60);
+  for (const Outcome* o : {&o0, &o1}) {
+    EXPECT_TRUE(o->exited && o->code == 0) << "exit " << o->code << " signal " << o->signal << "\n"
+                                           << o->output;
+    EXPECT_NE(o->output.find("[  PASSED  ] 1 test."), std::string::npos) << o->output;  // ran, not skipped
+  }
+  EXPECT_NE(o0.output.find("bench: 1 MB float32, bucket 25 MB: all_reduce_sum"), std::string::npos)
+      << o0.output;
+  EXPECT_NE(o0.output.find("bench: barrier"), std::string::npos) << o0.output;
+  for (size_t at = o0.output.find("bench: "); at != std::string::npos; at = o0.output.find("bench: ", at + 1))
+    std::printf("%s\n", o0.output.substr(at, o0.output.find('\n', at) - at).c_str());
 }
 
 TEST(DistProcessGroup, NcclOnTwoGpus) {

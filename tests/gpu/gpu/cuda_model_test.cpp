@@ -162,7 +162,8 @@ TEST_P(CudaLogits, Bf16AutocastStaysNearCpuFp32) {
       100 * agreement, static_cast<long long>(agree.numel()));
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, CudaLogits, ::testing::Values("tied-f32", "untied-bf16"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaLogits, ::testing::Values("tied-f32", "untied-bf16"),
+                         variant_test_name);
 
 // ---------------------------------------------------------------------------------------------------
 class CudaGreedy : public CudaLogits {};
@@ -197,7 +198,8 @@ TEST_P(CudaGreedy, KvCacheIdsEqualCpuAndHuggingFace) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, CudaGreedy, ::testing::Values("tied-f32", "untied-bf16"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaGreedy, ::testing::Values("tied-f32", "untied-bf16"),
+                         variant_test_name);
 
 // ---------------------------------------------------------------------------------------------------
 class CudaSampling : public GpuTest {

@@ -65,9 +65,13 @@ TEST(TrainCli, PrintedConfigLoadsBackToTheSameText) {
 }
 
 struct UserError {
+  std::string name;  // the test's name suffix
   std::string args;
   std::string expected;  // a part of the message
 };
+
+// How gtest prints the parameter (--gtest_list_tests, failure messages): its arguments, not its bytes.
+void PrintTo(const UserError& e, std::ostream* os) { *os << "tinyzero-train " << e.args; }
 
 class TrainCliUserErrors : public ::testing::TestWithParam<UserError> {};
 
@@ -82,15 +86,18 @@ TEST_P(TrainCliUserErrors, ExitWithCode2AndOneClearLine) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, TrainCliUserErrors,
     ::testing::Values(
-        UserError{"--config " + shell_quote(kSmoke) + " actor.optim.lrr=1e-6", "did you mean 'actor.optim.lr'"},
-        UserError{"--config " + shell_quote(kSmoke) + " data.train_batch_size=many",
+        UserError{"MisspelledKey", "--config " + shell_quote(kSmoke) + " actor.optim.lrr=1e-6",
+                  "did you mean 'actor.optim.lr'"},
+        UserError{"WrongType", "--config " + shell_quote(kSmoke) + " data.train_batch_size=many",
                   "'data.train_batch_size' must be int, got 'many'"},
-        UserError{"--config " + shell_quote(kSmoke) + " data.train_batch_size=5",
+        UserError{"IndivisibleBatch", "--config " + shell_quote(kSmoke) + " data.train_batch_size=5",
                   "set actor.ppo_mini_batch_size to a divisor of data.train_batch_size"},
-        UserError{"--config /nonexistent.yaml", "does not exist"},
-        UserError{"", "--config FILE is required"},
-        UserError{"--no-such-flag", "--no-such-flag"},
-        UserError{"--config " + shell_quote(kSmoke) + " notakeyvalue", "must look like key.path=value"}));
+        UserError{"MissingConfigFile", "--config /nonexistent.yaml", "does not exist"},
+        UserError{"NoConfig", "", "--config FILE is required"},
+        UserError{"UnknownFlag", "--no-such-flag", "--no-such-flag"},
+        UserError{"OverrideWithoutEquals", "--config " + shell_quote(kSmoke) + " notakeyvalue",
+                  "must look like key.path=value"}),
+    [](const ::testing::TestParamInfo<UserError>& info) { return info.param.name; });
 
 TEST(TrainCli, TypoInAFileNamesTheFileAndLine) {
   fs::path tmp = fs::temp_directory_path() / ("tz_cli_typo_" + std::to_string(::getpid()) + ".yaml");

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <set>
+#include <string>
 
 #include "tinyzero/core/errors.h"
 #include "tinyzero/io/safetensors.h"
@@ -65,7 +66,10 @@ TEST_P(AtomicDirReplace, ReplacesWholeAndKeepsMappedFilesReadable) {
   EXPECT_TRUE(at::equal(mapped, at::full({3}, 7.0f)));              // still readable after deletion
 }
 
-INSTANTIATE_TEST_SUITE_P(ExchangeAndFallback, AtomicDirReplace, ::testing::Values(true, false));
+INSTANTIATE_TEST_SUITE_P(ExchangeAndFallback, AtomicDirReplace, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return std::string(info.param ? "RenameExchange" : "TwoRenames");
+                         });
 
 TEST(AtomicDir, FailureWhileFillingLeavesTheOldDirectory) {
   TempDir tmp;

@@ -1,8 +1,10 @@
 // Shared helpers of the model tests: the qwen2-tiny fixture (Hugging Face reference outputs) as tensors.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cctype>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -13,6 +15,15 @@ namespace tinyzero::testing_fixture {
 
 inline std::string fixture_dir(const std::string& variant) {
   return std::string(TZ_TEST_DATA_DIR) + "/qwen2-tiny/" + variant;
+}
+
+// Test-name suffix of a fixture variant, for INSTANTIATE_TEST_SUITE_P: "tied-f32" -> "tied_f32" (gtest
+// names allow only letters, digits and '_').
+inline std::string variant_test_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return name;
 }
 
 inline nlohmann::json reference(const std::string& variant) {

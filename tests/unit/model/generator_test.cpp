@@ -68,7 +68,8 @@ TEST_P(GreedyReference, FirstStepLogitsEqualHuggingFace) {
             1e-4);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, GreedyReference, ::testing::Values("tied-f32", "untied-bf16"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, GreedyReference, ::testing::Values("tied-f32", "untied-bf16"),
+                         variant_test_name);
 
 // ---------------------------------------------------------------------------------------------------
 class Sampling : public ::testing::Test {

@@ -99,7 +99,8 @@ TEST_P(Qwen2Reference, GradientsMatchHuggingFace) {
   EXPECT_NEAR(std::sqrt(total_sq), ref_["grad_norm_total"].get<double>(), 1e-3);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Qwen2Reference, ::testing::Values("tied-f32", "untied-bf16"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, Qwen2Reference, ::testing::Values("tied-f32", "untied-bf16"),
+                         variant_test_name);
 
 // ---------------------------------------------------------------------------------------------------
 TEST(FusedHead, MatchesPlainLogSoftmaxWithEntropyTemperatureAndChunks) {
