@@ -11,12 +11,10 @@
 #include "cli/registry.h"
 #include "tinyzero/core/config.h"
 #include "tinyzero/core/errors.h"
-#include "tinyzero/core/run_dir.h"
 #include "tinyzero/core/runtime.h"
-#include "tinyzero/dist/dist_env.h"
 #include "tinyzero/model/model_config.h"
+#include "tinyzero/recipe/training.h"
 #include "tinyzero/trainer/memory_estimate.h"
-#include "tinyzero/trainer/trainer.h"
 
 namespace fs = std::filesystem;
 
@@ -85,19 +83,7 @@ void run_train(const TrainArgs& args) {
     run_dry_run(args, config);
     return;
   }
-  check_run_inputs(config);  // before the run directory is touched
-  set_log_level(config.logging.level);
-  const int threads = configure_threads(static_cast<int>(config.trainer.threads));
-  const std::string device = resolve_device(config.trainer.device);
-  // Data parallel: rank 0 alone prepares the run directory (and alone writes logs and checkpoints).
-  const bool main_rank = detect_dist_env().is_main();
-  std::string run_dir = main_rank ? prepare_run_dir(config) : config.trainer.run_dir;
-  if (main_rank) logging::info("run directory {} (resolved config in {}/config.yaml)", run_dir, run_dir);
-  log_runtime_info(device, config.model.dtype, threads);
-  Trainer trainer(loaded);
-  trainer.run();
-  logging::info("done: {} steps; checkpoints in {}/checkpoints, metrics in {}/metrics.jsonl", trainer.step(),
-                run_dir, run_dir);
+  run_training(loaded);
 }
 
 CommandRegistration reg([](CLI::App& app) {
