@@ -430,9 +430,14 @@ Recipe read_document(const YAML::Node& root, const Origins& origins) {
   if (!root.IsMap()) throw ConfigError(origins.source + ": a recipe is a mapping with dir and stages");
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
-    if (std::find(kTopKeys.begin(), kTopKeys.end(), key) == kTopKeys.end())
-      throw ConfigError(origins.at(key, kv.first) + ": unknown recipe key '" + key + "'" +
-                        with_suggestion(key, kTopKeys) + " (the keys: " + join(kTopKeys) + ")");
+    if (std::find(kTopKeys.begin(), kTopKeys.end(), key) != kTopKeys.end()) continue;
+    if (TrainConfig().schema().is_section(key))
+      throw ConfigError(origins.at(key, kv.first) + ": '" + key +
+                        "' is a section of a training config, not a " +
+                        "recipe key; train with it as tinyzero-train --config " + origins.source +
+                        ", or name it in a recipe stage (kind: train, config: " + origins.source + ")");
+    throw ConfigError(origins.at(key, kv.first) + ": unknown recipe key '" + key + "'" +
+                      with_suggestion(key, kTopKeys) + " (the keys: " + join(kTopKeys) + ")");
   }
   if (!root["dir"])
     throw ConfigError(origins.source + ": the recipe needs dir: DIR (where its stages write)");

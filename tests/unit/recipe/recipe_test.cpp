@@ -204,6 +204,11 @@ TEST(Recipe, EachMistakeIsOneLineNamingThePlaceAndTheFix) {
   EXPECT_THAT(error_of("dirr: x\n" + kSmall),
               HasSubstr("r.yaml:1: unknown recipe key 'dirr'; did you mean 'dir'?"));
   EXPECT_THAT(error_of(replace(kSmall, "  corpus:\n", "  overrides:\n")), HasSubstr("is a recipe key"));
+  // A training config given as a recipe.
+  EXPECT_THAT(
+      error_of("model:\n  path: m\n"),
+      HasSubstr("r.yaml:1: 'model' is a section of a training config, not a recipe key; train with it as "
+                "tinyzero-train --config r.yaml"));
   // The valid recipe itself passes.
   EXPECT_EQ(error_of(kSmall), "");
 }
