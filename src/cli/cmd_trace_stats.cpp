@@ -74,6 +74,10 @@ Problem problem_of_prompt(const std::string& prompt, const std::string& where) {
 }
 
 void run_trace_stats(const TraceStatsArgs& a) {
+  if ((!a.first_hit.empty() || !a.generations.empty()) && (!a.problems.empty() || !a.model.empty()))
+    throw UsageError("trace-stats reads " +
+                     std::string(a.first_hit.empty() ? "--generations" : "--first-hit") +
+                     " or generates from PROBLEMS.jsonl MODEL_DIR, not both");
   if (!a.first_hit.empty()) {
     std::vector<int> groups;
     std::vector<std::string> cuts;
@@ -157,8 +161,9 @@ CommandRegistration reg([](CLI::App& app) {
   cmd->add_option("--max-new-tokens", a->max_new_tokens, "tokens per response")->capture_default_str();
   cmd->add_flag("--greedy", a->greedy, "greedy decoding (default: sampling at temperature 1)");
   cmd->add_option("--seed", a->seed, "sampler seed")->capture_default_str();
-  cmd->add_option("--prompt-template", a->prompt_template, "prompt of each problem (data.prompt_template)")
-      ->capture_default_str();
+  cmd->add_option("--prompt-template", a->prompt_template,
+                  "prompt of each problem (data.prompt_template); default: the demo's, "
+                  "\"Numbers {numbers}, target {target}.\\nAssistant: <think>\"");
   cmd->callback([a] { run_trace_stats(*a); });
 });
 
