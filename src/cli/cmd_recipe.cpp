@@ -56,11 +56,13 @@ CommandRegistration reg([](CLI::App& app) {
                 "using the stored one (warm_model.stored)");
   cmd->add_option("--dir", args->edits.dir, "output directory of the stages (the recipe's dir)");
   cmd->add_option("--profile", args->edits.profiles,
-                  "apply a profile the recipe declares, e.g. quick (repeatable; before --set)");
+                  "apply a profile the recipe declares, e.g. quick (repeatable; before --set)")
+      ->allow_extra_args(false);  // one value each: what follows is the next argument
   cmd->add_option(
-      "--set", args->edits.sets,
-      "change the recipe: PATH=VALUE with PATH one of dir, warm_model.stored, warm_model.from_scratch, "
-      "overrides.KEY, STAGE.FIELD, STAGE.overrides.KEY (repeatable), e.g. --set sft.steps=100");
+         "--set", args->edits.sets,
+         "change the recipe: PATH=VALUE with PATH one of dir, warm_model.stored, warm_model.from_scratch, "
+         "overrides.KEY, STAGE.FIELD, STAGE.overrides.KEY (repeatable), e.g. --set sft.steps=100")
+      ->allow_extra_args(false);
   cmd->add_option("--until", args->run.until, "end with this stage (and run only what it needs)");
   cmd->add_flag("--plan", args->run.plan_only,
                 "check the recipe and every config it will run, print the plan, run nothing");

@@ -144,12 +144,16 @@ TEST_F(RecipeCli, RunsSkipsWhatIsDoneAndResumesWhatWasInterrupted) {
   EXPECT_THAT(r.output, HasSubstr("stages run: 1, already done: 2"));
 
   // By default GRPO starts from the stored model: the warm-up stages are not needed.
-  r = recipe("--dir " + shell_quote(dir_ + "/stored") + " --set grpo.steps=1");
+  // (A key=value after --set is the last stage's override, not a second --set.)
+  r = recipe("--dir " + shell_quote(dir_ + "/stored") + " --set grpo.steps=1 trainer.seed=7");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("[not needed] corpus"));
   EXPECT_THAT(r.output, HasSubstr("[not needed] sft"));
   EXPECT_THAT(r.output, HasSubstr("stages run: 1, already done: 0"));
-  EXPECT_EQ(tinyzero::load_config(dir_ + "/stored/grpo/config.yaml").config.model.path, kWarm);
+  const auto stored = tinyzero::load_config(dir_ + "/stored/grpo/config.yaml").config;
+  EXPECT_EQ(stored.model.path, kWarm);
+  EXPECT_EQ(stored.trainer.seed, 7);
+  EXPECT_EQ(stored.trainer.total_steps, 1);
   EXPECT_FALSE(fs::exists(dir_ + "/stored/corpus.jsonl"));
 
   // trace-stats over the validation the GRPO stage wrote (8 held-out problems).
