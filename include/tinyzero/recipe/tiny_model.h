@@ -6,7 +6,8 @@
 // prompt template, none of them held out by it:
 //   1. one line per problem answered with a random expression over its numbers in prompt order
 //      ("... <think> 3 * 7 + 5 </think> <answer>3 * 7 + 5</answer><|endoftext|>"): the smoke run's
-//      prompts and the characters of an answer;
+//      prompts and the characters of an answer (the problems and operators those of the shell script
+//      this replaced, so the demo's spec gives its tokenizer and model byte for byte);
 //   2. one warm-up example per problem (tasks/warmup.h: random attempts, each worked out) with
 //      <|endoftext|> after it: the demo's prompts and the layout of its thinking traces.
 #pragma once
