@@ -6,17 +6,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <nlohmann/json.hpp>
-#include <unordered_set>
 
 #include "cli/registry.h"
 #include "tinyzero/core/config.h"
 #include "tinyzero/core/errors.h"
 #include "tinyzero/core/files.h"
-#include "tinyzero/tasks/countdown.h"
 #include "tinyzero/tasks/dataset.h"
-#include "tinyzero/tasks/prompt.h"
-#include "tinyzero/tasks/warmup.h"
+#include "tinyzero/tasks/warmup_corpus.h"
 
 namespace tinyzero::cli {
 namespace {
@@ -60,11 +56,6 @@ struct SftArgs {
   double stop_prob = 0;
 };
 
-// Problems from their own stream of --seed (3: neither validation's 1 nor training's 2), none of them
-// in the config's held-out set (generated from data.seed or read from data.val_files, as the trainer
-// does), so the warm-up never shows a held-out problem.
-constexpr uint64_t kWarmupStream = 3;
-
 void run_countdown_sft(const SftArgs& args) {
   if (args.problems < 1 || args.examples < 0 || args.attempts < 1 || args.seed < 0)
     throw UsageError("--problems and --attempts must be >= 1, --examples and --seed >= 0 (got " +
@@ -81,32 +72,18 @@ void run_countdown_sft(const SftArgs& args) {
   if (parse_task_kind(data.task) != TaskKind::kCountdown)
     throw ConfigError(args.config + ": data.task is " + data.task +
                       "; countdown-sft needs data.task: countdown");
-  DataConfig val_only = data;
-  val_only.train_files.clear();
-  val_only.train_size = 1;
-  const ProblemSets sets = load_problem_sets(val_only);
-  std::unordered_set<std::string> held_out;
-  for (const auto& p : sets.val) held_out.insert(countdown_key(p));
-  const std::vector<Problem> problems =
-      generate_countdown(static_cast<size_t>(args.problems), static_cast<uint64_t>(args.seed), kWarmupStream,
-                         countdown_options(data.countdown), &held_out);
-  const PromptTemplate prompt(TaskKind::kCountdown, data.prompt_template);
-  const size_t count = static_cast<size_t>(args.examples > 0 ? args.examples : args.problems);
-  const std::vector<WarmupExample> examples =
-      countdown_warmup_examples(problems, count, prompt,
-                                WarmupOptions{args.min_attempts > 0 ? args.min_attempts : args.attempts,
-                                              args.attempts, args.answer == "last", args.compare,
-                                              args.order == "fixed", args.stop_prob,
-                                              args.compare_layout == "target-first"},
-                                static_cast<uint64_t>(args.seed));
-  std::string jsonl, text;
-  size_t hits = 0, chars = 0;
-  for (const auto& e : examples) {
-    jsonl += nlohmann::json{{"prompt", e.prompt}, {"response", e.response}}.dump() + "\n";
-    if (!args.text.empty()) text += e.prompt + e.response + "<|endoftext|>\n";
-    hits += e.answer_hits;
-    chars += e.response.size();
-  }
+  WarmupCorpusOptions options;
+  options.problems = args.problems;
+  options.examples = args.examples;
+  options.attempts = args.attempts;
+  options.min_attempts = args.min_attempts;
+  options.stop_prob = args.stop_prob;
+  options.answer_last = args.answer == "last";
+  options.ordered = args.order == "fixed";
+  options.compare = args.compare;
+  options.compare_target_first = args.compare_layout == "target-first";
+  options.seed = static_cast<uint64_t>(args.seed);
+  const WarmupCorpus corpus = make_countdown_warmup_corpus(data, options);
   for (const std::string& path : {args.out, args.text}) {
     const auto parent = std::filesystem::path(path).parent_path();
     std::error_code ec;
@@ -114,14 +91,13 @@ void run_countdown_sft(const SftArgs& args) {
     if (ec)
       throw IoError("cannot create directory " + parent.string() + " for " + path + ": " + ec.message());
   }
-  write_file_atomic(args.out, jsonl);
-  if (!args.text.empty()) write_file_atomic(args.text, text);
+  write_file_atomic(args.out, corpus.jsonl());
+  if (!args.text.empty()) write_file_atomic(args.text, corpus.text());
   std::fprintf(stderr,
                "wrote %zu warm-up examples over %zu problems (none of the %zu held-out ones) to %s; "
                "answers that hit the target by chance: %.1f%%, mean response %.0f characters\n",
-               examples.size(), problems.size(), sets.val.size(), args.out.c_str(),
-               100.0 * static_cast<double>(hits) / static_cast<double>(examples.size()),
-               static_cast<double>(chars) / static_cast<double>(examples.size()));
+               corpus.examples.size(), corpus.problems, corpus.held_out, args.out.c_str(),
+               100.0 * corpus.chance_hit_rate(), corpus.mean_response_chars());
 }
 
 void add_common(CLI::App* cmd, DataArgs* args) {

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/generation.h"
 #include "cli/registry.h"
 #include "tinyzero/core/errors.h"
 #include "tinyzero/core/files.h"
@@ -14,6 +15,7 @@
 #include "tinyzero/model/generator.h"
 #include "tinyzero/model/qwen2.h"
 #include "tinyzero/model/weights.h"
+#include "tinyzero/recipe/random_model.h"
 #include "tinyzero/tokenizer/stop_strings.h"
 #include "tinyzero/tokenizer/tokenizer.h"
 
@@ -63,28 +65,6 @@ at::Tensor rows_to_tensor(const std::vector<std::vector<int64_t>>& rows, const s
   return torch::tensor(flat, torch::kLong).view({static_cast<int64_t>(rows.size()), static_cast<int64_t>(T)});
 }
 
-// Left-pads ragged rows: ids (B, P) with pad, mask (B, P).
-std::pair<at::Tensor, at::Tensor> left_pad(const std::vector<std::vector<int64_t>>& rows, int64_t pad) {
-  size_t P = 0;
-  for (const auto& r : rows) P = std::max(P, r.size());
-  at::Tensor ids =
-      torch::full({static_cast<int64_t>(rows.size()), static_cast<int64_t>(P)}, pad, torch::kLong);
-  at::Tensor mask = torch::zeros_like(ids);
-  for (size_t b = 0; b < rows.size(); ++b) {
-    if (rows[b].empty())
-      throw UsageError("prompt " + std::to_string(b) + " is empty: give at least one token");
-    int64_t start = static_cast<int64_t>(P - rows[b].size());
-    ids[b].narrow(0, start, rows[b].size()).copy_(torch::tensor(rows[b], torch::kLong));
-    mask[b].narrow(0, start, rows[b].size()).fill_(1);
-  }
-  return {ids, mask};
-}
-
-bool has_tokenizer(const std::string& dir) {
-  return std::filesystem::exists(dir + "/tokenizer.json") ||
-         std::filesystem::exists(dir + "/tokenizer.model");
-}
-
 struct RuntimeOptions {
   std::string device = "cpu";
   std::string dtype = "float32";
@@ -108,24 +88,9 @@ struct InitArgs {
 };
 
 void run_init(const InitArgs& a) {
-  TransformerConfig config = load_transformer_config(a.config);
-  at::ScalarType dtype = parse_dtype(a.dtype);
-  if (!a.tokenizer.empty() && !has_tokenizer(a.tokenizer)) {
-    throw UsageError("--tokenizer " + a.tokenizer + " has no tokenizer.json or tokenizer.model");
-  }
-  if (!a.tokenizer.empty() && config.eos_token_ids.empty()) {
-    // A model made for a tokenizer ends where that tokenizer's EOS is, as Hugging Face models say in
-    // config.json and generation_config.json: written there, generate, transformers and vLLM stop
-    // on it without being told.
-    const auto tok = load_tokenizer(a.tokenizer);
-    if (tok->eos_id() && *tok->eos_id() < config.vocab_size) config.eos_token_ids = {*tok->eos_id()};
-    if (!config.bos_token_id && tok->bos_id() && *tok->bos_id() < config.vocab_size) config.bos_token_id = tok->bos_id();
-  }
-  torch::manual_seed(a.seed);
-  CausalLM model(config);
-  save_causal_lm(*model, a.out, dtype, a.tokenizer);
-  std::cout << "wrote " << a.out << ": " << config.architecture << ", " << config.num_parameters()
-            << " parameters, " << dtype_name(dtype) << ", seed " << a.seed << "\n";
+  const RandomModelInfo info = write_random_model({a.config, a.tokenizer, a.seed, a.dtype}, a.out);
+  std::cout << "wrote " << a.out << ": " << info.architecture << ", " << info.parameters << " parameters, "
+            << dtype_name(parse_dtype(a.dtype)) << ", seed " << a.seed << "\n";
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -196,31 +161,9 @@ void run_generate(const GenerateArgs& a) {
 
   // EOS ids: --eos-id, else generation_config.json, else config.json, else the tokenizer's. Pad:
   // --pad-id, tokenizer, generation_config, config, first EOS, 0.
-  json gen_cfg;
-  if (std::filesystem::exists(a.model + "/generation_config.json"))
-    gen_cfg = read_json(a.model + "/generation_config.json");
-  std::vector<int64_t> eos = a.eos_ids;
-  if (eos.empty() && !a.no_eos) {
-    if (gen_cfg.contains("eos_token_id") && gen_cfg["eos_token_id"].is_number_integer()) {
-      eos.push_back(gen_cfg["eos_token_id"].get<int64_t>());
-    } else if (gen_cfg.contains("eos_token_id") && gen_cfg["eos_token_id"].is_array()) {
-      for (const auto& e : gen_cfg["eos_token_id"]) eos.push_back(e.get<int64_t>());
-    } else {
-      eos = config.eos_token_ids;
-    }
-    if (eos.empty() && tok && tok->eos_id()) eos.push_back(*tok->eos_id());
-  }
-  int64_t pad = 0;
-  if (a.pad_id)
-    pad = *a.pad_id;
-  else if (tok && tok->pad_id())
-    pad = *tok->pad_id();
-  else if (gen_cfg.contains("pad_token_id") && gen_cfg["pad_token_id"].is_number_integer())
-    pad = gen_cfg["pad_token_id"].get<int64_t>();
-  else if (config.pad_token_id)
-    pad = *config.pad_token_id;
-  else if (!eos.empty())
-    pad = eos[0];
+  const GenerationIds gen_ids = generation_ids(a.model, config, tok.get(), a.eos_ids, a.pad_id, a.no_eos);
+  const std::vector<int64_t>& eos = gen_ids.eos;
+  const int64_t pad = gen_ids.pad;
 
   // Prompts.
   at::Tensor ids, mask;

@@ -598,6 +598,20 @@ bool python_close(const PyNumber& value, int64_t target, double tolerance) {
   }
 }
 
+bool python_close(const PyNumber& a, const PyNumber& b, double tolerance) {
+  if (a.kind == Kind::kInt && b.kind == Kind::kInt) return a.integer == b.integer;  // an exact difference
+  // Mixed: the int becomes a float (OverflowError when it is too large for one), then float or
+  // complex subtraction.
+  double ar = a.real, ai = a.kind == Kind::kComplex ? a.imag : 0.0;
+  double br = b.real, bi = b.kind == Kind::kComplex ? b.imag : 0.0;
+  if (a.kind == Kind::kInt && !a.integer.to_double(&ar)) return false;
+  if (b.kind == Kind::kInt && !b.integer.to_double(&br)) return false;
+  if (a.kind != Kind::kComplex && b.kind != Kind::kComplex) return std::fabs(ar - br) < tolerance;
+  const double re = ar - br, im = ai - bi;
+  if (std::isinf(re) || std::isinf(im) || std::isnan(re) || std::isnan(im)) return false;
+  return std::hypot(re, im) < tolerance;
+}
+
 std::string python_repr(const PyNumber& value) {
   char buf[64];
   switch (value.kind) {

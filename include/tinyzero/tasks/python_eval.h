@@ -51,6 +51,10 @@ std::optional<PyNumber> python_eval(std::string_view expr, const PyEvalLimits& l
 // abs(value - target) < tolerance, computed as Python does (false where Python raises).
 bool python_close(const PyNumber& value, int64_t target, double tolerance = 1e-5);
 
+// abs(a - b) < tolerance (tolerance <= 1), computed as Python does (false where Python raises, as when
+// an int too large for a float meets a float).
+bool python_close(const PyNumber& a, const PyNumber& b, double tolerance);
+
 // Python's repr() of the value, e.g. "3", "0.5", "(1+2j)"; for tests and messages (floats are
 // printed with 17 significant digits, not Python's shortest form).
 std::string python_repr(const PyNumber& value);

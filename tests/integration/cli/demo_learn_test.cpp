@@ -1,13 +1,15 @@
-// The tiny demo in CI size: the README's main command (scripts/quickstart.sh) from its warmed-up
-// model on, run with the binary under test. The warm-up is the demo's own (steps 1-2 of
-// quickstart.sh: a tiny model and tokenizer built from nothing, SFT on a corpus that never shows a
-// held-out problem, in two legs), stored in tests/data/tiny-demo-warm (its README says how it was
-// made), because its SFT takes 30-50 minutes. From it, GRPO on Countdown with TinyZero's reward for
-// 10 steps, with the demo's own GRPO config (configs/tiny/grpo.yaml), must raise the held-out
+// The tiny demo in CI size: the README's main command (scripts/quickstart.sh, which runs the recipe
+// configs/tiny/demo.yaml) with the binary under test, from the stored warmed-up model as by default.
+// The warm-up is the recipe's own (its --from-scratch stages: a tiny model and tokenizer built from
+// nothing, SFT on a corpus that never shows a held-out problem, in two legs), stored in
+// tests/data/tiny-demo-warm (its README says how it was made), because its SFT takes 30-50 minutes.
+// From it, GRPO on Countdown with TinyZero's reward for 10 steps, with the demo's own GRPO config
+// (configs/tiny/grpo.yaml, the recipe's grpo stage), must raise the held-out
 // success rate (greedy, the same 500 problems before and after, scored by the reward) above the
 // warmed-up base by more than chance can explain, judged problem by problem. About 8 minutes on one core.
 //
 // TZ_DEMO_SEED=N (environment) runs it with trainer.seed=N, to measure the spread over seeds.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -72,13 +74,14 @@ class DemoLearn : public ::testing::Test {
 };
 
 TEST_F(DemoLearn, WarmUpCorpusNeverShowsAHeldOutProblem) {
-  // The corpus of quickstart.sh step 1 (the same command, one example per problem it draws from).
+  // The recipe's first corpus (what --from-scratch makes), one example per problem it draws from.
   const std::string corpus = dir_ + "/warmup.jsonl";
-  const auto made = run_shell(std::string(TZ_CLI_PATH) + " data countdown-sft --config " +
-                              shell_quote(std::string(TZ_SOURCE_DIR) + "/configs/tiny/grpo.yaml") +
-                              " --problems 1300 --order fixed --attempts 64 --min-attempts 1 --stop-prob 0.2"
-                              " --answer last --compare --examples 1300 --out " + shell_quote(corpus));
+  const auto made = run_shell("cd " + shell_quote(TZ_SOURCE_DIR) + " && " + shell_quote(TZ_CLI_PATH) +
+                              " recipe configs/tiny/demo.yaml --from-scratch --until warmup"
+                              " --set warmup.examples=1300 --dir " + shell_quote(dir_));
   ASSERT_EQ(made.exit_code, 0) << made.output;
+  EXPECT_THAT(made.output,
+              ::testing::HasSubstr("1300 examples over 1300 problems (none of the 500 held-out ones)"));
   const auto config = tinyzero::load_config(std::string(TZ_SOURCE_DIR) + "/configs/tiny/grpo.yaml").config;
   const tinyzero::ProblemSets sets = tinyzero::load_problem_sets(config.data);
   std::unordered_set<std::string> held_out, seen;
@@ -97,13 +100,14 @@ TEST_F(DemoLearn, GrpoRaisesHeldOutSuccessAboveTheWarmedUpBaseBeyondChance) {
   const std::string demo = dir_ + "/demo", generations = dir_ + "/validation";
   const char* seed = std::getenv("TZ_DEMO_SEED");
   const auto run = run_shell(
-      "cd " + shell_quote(TZ_SOURCE_DIR) + " && WARM_MODEL=" + shell_quote(std::string(TZ_TEST_DATA_DIR) + "/tiny-demo-warm") +
-      " GRPO_STEPS=" + std::to_string(kGrpoSteps) + " TINYZERO_BIN=" + shell_quote(TZ_CLI_PATH) + " DEMO_DIR=" +
-      shell_quote(demo) + " bash scripts/quickstart.sh logging.progress=false trainer.test_freq=" +
-      std::to_string(kGrpoSteps) + " trainer.validation_data_dir=" + shell_quote(generations) +
+      "cd " + shell_quote(TZ_SOURCE_DIR) + " && TINYZERO_BIN=" + shell_quote(TZ_CLI_PATH) + " DEMO_DIR=" +
+      shell_quote(demo) + " bash scripts/quickstart.sh --set warm_model.stored=" +
+      shell_quote(std::string(TZ_TEST_DATA_DIR) + "/tiny-demo-warm") + " --set grpo.steps=" +
+      std::to_string(kGrpoSteps) + " logging.progress=false trainer.test_freq=" + std::to_string(kGrpoSteps) +
+      " trainer.validation_data_dir=" + shell_quote(generations) +
       (seed ? std::string(" trainer.seed=") + seed : std::string()));
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  const size_t summary = run.output.rfind("held-out Countdown success");
+  const size_t summary = run.output.rfind("held-out countdown success");
   ASSERT_NE(summary, std::string::npos) << run.output;
   std::printf("%s", run.output.substr(summary).c_str());
   EXPECT_TRUE(fs::exists(demo + "/grpo/plot.svg"));
