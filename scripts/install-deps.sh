@@ -23,6 +23,7 @@ packages=(
   libpcre2-dev          # Unicode regex for the byte-level BPE pre-tokenizer
   libutf8proc-dev       # NFC normalisation
   libgtest-dev libgmock-dev
+  clang-format-14       # the format check (scripts/check-format.sh), pinned: versions format differently
 )
 
 missing=()

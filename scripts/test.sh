@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds everything, runs the whole suite.
 #   bash scripts/test.sh              all tests
-#   LABEL=unit bash scripts/test.sh   only one label (unit, integration, dist, gpu)
+#   LABEL=unit bash scripts/test.sh   only one label (unit, integration, dist, gpu, lint)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}

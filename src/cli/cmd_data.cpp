@@ -143,14 +143,16 @@ CommandRegistration reg([](CLI::App& app) {
       ->capture_default_str();
   sft->add_option("--examples", sd->examples, "examples, cycling over the problems; 0 = one per problem")
       ->capture_default_str();
-  sft->add_option("--attempts", sd->attempts, "random attempts in each thinking trace (the most, with --min-attempts)")
+  sft->add_option("--attempts", sd->attempts,
+                  "random attempts in each thinking trace (the most, with --min-attempts)")
       ->capture_default_str();
   sft->add_option("--min-attempts", sd->min_attempts,
                   "fewest attempts: each trace has a number uniform in [this, --attempts]; 0 = --attempts")
       ->capture_default_str();
-  sft->add_option("--stop-prob", sd->stop_prob,
-                  "> 0: trace lengths geometric instead of uniform: from --min-attempts on, a trace ends after "
-                  "each attempt with this probability (at most --attempts), whatever it reached")
+  sft->add_option(
+         "--stop-prob", sd->stop_prob,
+         "> 0: trace lengths geometric instead of uniform: from --min-attempts on, a trace ends after "
+         "each attempt with this probability (at most --attempts), whatever it reached")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   sft->add_option("--answer", sd->answer, "which attempt is the answer: last or random")
@@ -161,7 +163,8 @@ CommandRegistration reg([](CLI::App& app) {
                   "candidate in one fixed order, grouped by the pair combined first (2 or 3 numbers)")
       ->check(CLI::IsMember({"random", "fixed"}))
       ->capture_default_str();
-  sft->add_flag("--compare", sd->compare, "end each attempt with its value's relation to the target (<, = or >)");
+  sft->add_flag("--compare", sd->compare,
+                "end each attempt with its value's relation to the target (<, = or >)");
   sft->add_option("--compare-layout", sd->compare_layout,
                   "with --compare: relation-first writes \"50>26\", target-first \"50?26>\" (the two numbers "
                   "side by side before the relation)")

@@ -14,10 +14,10 @@
 #include "tinyzero/core/runtime.h"
 #include "tinyzero/dist/dist_env.h"
 #include "tinyzero/model/model_config.h"
+#include "tinyzero/recipe/training.h"
 #include "tinyzero/tasks/dataset.h"
 #include "tinyzero/tasks/task.h"
 #include "tinyzero/tokenizer/tokenizer.h"
-#include "tinyzero/recipe/training.h"
 #include "tinyzero/trainer/memory_estimate.h"
 
 namespace fs = std::filesystem;
@@ -30,9 +30,9 @@ struct TrainArgs {
   std::vector<std::string> overrides;
   bool print_config = false;
   bool dry_run = false;
-  std::string model_config;      // --dry-run: shape file when model.path has no config.json yet
-  double device_memory_gb = 0;   // --dry-run: capacity to compare against
-  int world_size = 0;            // --dry-run: ranks (0 = WORLD_SIZE or 1)
+  std::string model_config;     // --dry-run: shape file when model.path has no config.json yet
+  double device_memory_gb = 0;  // --dry-run: capacity to compare against
+  int world_size = 0;           // --dry-run: ranks (0 = WORLD_SIZE or 1)
 };
 
 double machine_memory_bytes() {
@@ -125,14 +125,18 @@ void run_train(const TrainArgs& args) {
 CommandRegistration reg([](CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   app.add_option("--config,-c", args->config_path, "YAML config file (see configs/)");
-  app.add_option("overrides", args->overrides, "key.path=value overrides applied after the file, e.g. actor.optim.lr=1e-6");
+  app.add_option("overrides", args->overrides,
+                 "key.path=value overrides applied after the file, e.g. actor.optim.lr=1e-6");
   app.add_flag("--print-config", args->print_config, "print the resolved config as YAML and exit");
   app.add_flag("--dry-run", args->dry_run,
                "check the config, the model and the problems of data files, print parameter counts and the "
                "memory needed per device, and exit");
-  app.add_option("--model-config", args->model_config, "--dry-run: a config.json to size the model by (configs/models/)");
-  app.add_option("--device-memory-gb", args->device_memory_gb, "--dry-run: device memory to compare with, in GiB");
-  app.add_option("--world-size", args->world_size, "--dry-run: number of data-parallel ranks (default WORLD_SIZE or 1)");
+  app.add_option("--model-config", args->model_config,
+                 "--dry-run: a config.json to size the model by (configs/models/)");
+  app.add_option("--device-memory-gb", args->device_memory_gb,
+                 "--dry-run: device memory to compare with, in GiB");
+  app.add_option("--world-size", args->world_size,
+                 "--dry-run: number of data-parallel ranks (default WORLD_SIZE or 1)");
   app.callback([&app, args] {
     if (!app.get_subcommands().empty()) return;  // a subcommand ran instead
     run_train(*args);

@@ -109,8 +109,10 @@ std::string suggest(const Schema& schema, const std::string& path) {
 [[noreturn]] void unknown_key(const Schema& schema, const std::string& path, const std::string& at) {
   std::string msg = "unknown config key '" + path + "' (" + at + ")";
   std::string s = suggest(schema, path);
-  if (!s.empty()) msg += "; did you mean '" + s + "'?";
-  else msg += "; run `tinyzero-train config reference` for the list of keys";
+  if (!s.empty())
+    msg += "; did you mean '" + s + "'?";
+  else
+    msg += "; run `tinyzero-train config reference` for the list of keys";
   throw ConfigError(msg);
 }
 
@@ -154,13 +156,21 @@ bool parse_double(const std::string& text, double* out) {
 template <class T>
 bool parse_scalar(const std::string& text, T* out);
 template <>
-bool parse_scalar(const std::string& t, bool* o) { return parse_bool(t, o); }
+bool parse_scalar(const std::string& t, bool* o) {
+  return parse_bool(t, o);
+}
 template <>
-bool parse_scalar(const std::string& t, int64_t* o) { return parse_int(t, o); }
+bool parse_scalar(const std::string& t, int64_t* o) {
+  return parse_int(t, o);
+}
 template <>
-bool parse_scalar(const std::string& t, double* o) { return parse_double(t, o); }
+bool parse_scalar(const std::string& t, double* o) {
+  return parse_double(t, o);
+}
 template <>
-bool parse_scalar(const std::string& t, std::string* o) { return *o = t, true; }
+bool parse_scalar(const std::string& t, std::string* o) {
+  return *o = t, true;
+}
 
 std::string node_text(const YAML::Node& node) {
   if (node.IsScalar()) return "'" + node.Scalar() + "'";
@@ -179,8 +189,8 @@ FieldValue convert(const FieldInfo& field, const YAML::Node& node, const std::st
   return std::visit(
       [&](auto* p) -> FieldValue {
         using T = std::remove_pointer_t<decltype(p)>;
-        if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, int64_t> ||
-                      std::is_same_v<T, double> || std::is_same_v<T, std::string>) {
+        if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, int64_t> || std::is_same_v<T, double> ||
+                      std::is_same_v<T, std::string>) {
           if constexpr (std::is_same_v<T, std::string>) {
             if (node.IsNull()) return FieldValue(std::string());
           }
@@ -211,8 +221,8 @@ FieldValue convert(const FieldInfo& field, const YAML::Node& node, const std::st
       field.ptr);
 }
 
-void apply_node(const Schema& schema, const std::string& prefix, const YAML::Node& map,
-                const Source& src, ConfigOrigins& origins) {
+void apply_node(const Schema& schema, const std::string& prefix, const YAML::Node& map, const Source& src,
+                ConfigOrigins& origins) {
   std::set<std::string> seen;
   for (const auto& kv : map) {
     if (!kv.first.IsScalar()) throw ConfigError("config keys must be names (" + where(src, kv.first) + ")");
@@ -240,18 +250,22 @@ YAML::Node parse_yaml(const std::string& text, const std::string& name) {
   try {
     YAML::Node root = YAML::Load(text);
     if (root.IsNull()) return YAML::Node(YAML::NodeType::Map);
-    if (!root.IsMap()) throw ConfigError("config " + name + " must be a mapping of sections (e.g. `trainer:`)");
+    if (!root.IsMap())
+      throw ConfigError("config " + name + " must be a mapping of sections (e.g. `trainer:`)");
     return root;
   } catch (const YAML::Exception& e) {
-    throw ConfigError("config " + name + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
+    throw ConfigError("config " + name + ":" + std::to_string(e.mark.line + 1) +
+                      ": YAML syntax error: " + e.msg);
   }
 }
 
 std::string read_text_file(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec))
-    throw ConfigError("config file '" + path + "' does not exist; pass an existing YAML file to --config (see configs/)");
-  if (fs::is_directory(path, ec)) throw ConfigError("config file '" + path + "' is a directory, not a YAML file");
+    throw ConfigError("config file '" + path +
+                      "' does not exist; pass an existing YAML file to --config (see configs/)");
+  if (fs::is_directory(path, ec))
+    throw ConfigError("config file '" + path + "' is a directory, not a YAML file");
   std::ifstream in(path);
   if (!in) throw ConfigError("config file '" + path + "' cannot be read (permissions?)");
   std::stringstream ss;
@@ -292,8 +306,8 @@ void apply_override(TrainConfig& config, ConfigOrigins& origins, const std::stri
   const FieldInfo* field = schema.find(key);
   if (!field) {
     if (schema.is_section(key))
-      throw ConfigError("command-line " + src + " names the section '" + key + "'; set one of its keys, e.g. '" +
-                        key + ".<key>=value'");
+      throw ConfigError("command-line " + src + " names the section '" + key +
+                        "'; set one of its keys, e.g. '" + key + ".<key>=value'");
     unknown_key(schema, key, "command-line " + src);
   }
   YAML::Node node;
@@ -340,8 +354,8 @@ void validate_config(const TrainConfig& config, const ConfigOrigins& origins) {
   for (const auto& f : schema.fields()) {
     std::string bad = f.check.violation(read_value(f.ptr));
     if (!bad.empty())
-      throw ConfigError("config key '" + f.path + "' " + bad + ", got " + format_value(read_value(f.ptr)) + " (" +
-                        origin_of(origins, f.path) + ")");
+      throw ConfigError("config key '" + f.path + "' " + bad + ", got " + format_value(read_value(f.ptr)) +
+                        " (" + origin_of(origins, f.path) + ")");
   }
   auto fail = [&](const std::vector<std::string>& keys, const std::string& rule, const std::string& fix) {
     std::string msg = "inconsistent config: " + rule + ": ";
@@ -383,7 +397,8 @@ void validate_config(const TrainConfig& config, const ConfigOrigins& origins) {
     fail({"algorithm.name", "rollout.n"}, algo + " compares responses within a group of rollout.n per prompt",
          "set rollout.n >= 2 (GRPO commonly uses 5-16)");
   if ((algo == "grpo" || algo == "rloo") && r.n > 1 && r.temperature == 0)
-    fail({"algorithm.name", "rollout.temperature"}, "greedy sampling makes every response of a group identical",
+    fail({"algorithm.name", "rollout.temperature"},
+         "greedy sampling makes every response of a group identical",
          "set rollout.temperature > 0 (1.0 is usual)");
   if (r.reuse_log_probs && algo != "sft" && (r.top_k > 0 || r.top_p < 1.0 || r.temperature == 0))
     fail({"rollout.reuse_log_probs", "rollout.top_k", "rollout.top_p", "rollout.temperature"},
@@ -397,9 +412,11 @@ void validate_config(const TrainConfig& config, const ConfigOrigins& origins) {
     fail({"algorithm.use_kl_in_reward", "actor.use_kl_loss"}, "the KL would be counted twice",
          "use either the KL in the reward (PPO) or the KL loss (GRPO), not both");
   if (config.algorithm.filter_groups && r.n < 2)
-    fail({"algorithm.filter_groups", "rollout.n"}, "dynamic sampling drops groups whose rewards are all equal",
+    fail({"algorithm.filter_groups", "rollout.n"},
+         "dynamic sampling drops groups whose rewards are all equal",
          "set rollout.n >= 2 or algorithm.filter_groups=false");
-  if (config.algorithm.overlong_buffer.enable && config.algorithm.overlong_buffer.len >= d.max_response_length)
+  if (config.algorithm.overlong_buffer.enable &&
+      config.algorithm.overlong_buffer.len >= d.max_response_length)
     fail({"algorithm.overlong_buffer.len", "data.max_response_length"},
          "the overlong buffer must be shorter than the response limit",
          "set algorithm.overlong_buffer.len below data.max_response_length");
@@ -425,7 +442,8 @@ LoadedConfig load_config_text(const std::string& yaml_text, const std::string& s
                               const std::vector<std::string>& overrides) {
   LoadedConfig out;
   YAML::Node root = parse_yaml(yaml_text, source);
-  if (root["extends"]) throw ConfigError("config " + source + ": `extends:` needs a config file, not inline text");
+  if (root["extends"])
+    throw ConfigError("config " + source + ": `extends:` needs a config file, not inline text");
   Schema schema = out.config.schema();
   apply_node(schema, "", root, {source, true}, out.origins);
   for (const auto& o : overrides) apply_override(out.config, out.origins, o);

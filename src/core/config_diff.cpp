@@ -44,8 +44,10 @@ std::vector<ConfigChange> config_changes(const std::string& before_yaml, const s
   const std::string absent = "(absent)";
   for (const auto& [key, value] : before) {
     const auto it = after.find(key);
-    if (it == after.end()) changes.push_back({key, value, absent});
-    else if (it->second != value) changes.push_back({key, value, it->second});
+    if (it == after.end())
+      changes.push_back({key, value, absent});
+    else if (it->second != value)
+      changes.push_back({key, value, it->second});
   }
   for (const auto& [key, value] : after)
     if (!before.count(key)) changes.push_back({key, absent, value});

@@ -49,7 +49,8 @@ RunDirLock prepare_run_dir(const TrainConfig& config) {
   const std::string& dir = config.trainer.run_dir;
   std::error_code ec;
   if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
-    throw ConfigError("trainer.run_dir '" + dir + "' exists and is not a directory; choose another trainer.run_dir");
+    throw ConfigError("trainer.run_dir '" + dir +
+                      "' exists and is not a directory; choose another trainer.run_dir");
   RunDirLock lock = RunDirLock::acquire(dir);
   if (config.trainer.resume == "off" && holds_a_run(dir))
     throw ConfigError("trainer.run_dir '" + dir +

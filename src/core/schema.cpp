@@ -142,8 +142,7 @@ std::string Check::violation(const FieldValue& value) const {
   return "must be " + describe();
 }
 
-void Schema::add(const char* name, FieldPtr ptr, FieldValue default_value, const char* help,
-                 Check check) {
+void Schema::add(const char* name, FieldPtr ptr, FieldValue default_value, const char* help, Check check) {
   std::string path;
   for (const auto& p : prefix_) path += p + ".";
   path += name;

@@ -20,7 +20,8 @@ void on_stop_signal(int signal) {
   }
   g_signal = signal;
   static const char kMessage[] =
-      "tinyzero: stop requested; finishing this step and writing a checkpoint (signal again to stop at once)\n";
+      "tinyzero: stop requested; finishing this step and writing a checkpoint (signal again to stop at "
+      "once)\n";
   [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
 }
 
@@ -40,9 +41,12 @@ int stop_signal() { return g_signal; }
 
 const char* stop_signal_name(int signal) {
   switch (signal) {
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    default: return "a signal";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    default:
+      return "a signal";
   }
 }
 

@@ -345,8 +345,10 @@ class BucketLauncher {
 // Checks the group and the tensors, then launches `op` on every bucket of `tensors` (roots[i] < 0:
 // all-reduce, else broadcast from roots[i]).
 std::unique_ptr<PendingCollective::State> launch_buckets(const std::shared_ptr<ProcessGroup::Impl>& impl,
-                                                         const std::string& op, const std::vector<at::Tensor>& tensors,
-                                                         const std::vector<int>& roots, int64_t bucket_bytes) {
+                                                         const std::string& op,
+                                                         const std::vector<at::Tensor>& tensors,
+                                                         const std::vector<int>& roots,
+                                                         int64_t bucket_bytes) {
   impl->check_usable(op);
   for (size_t i = 0; i < tensors.size(); ++i) impl->check_tensor(op, tensors[i], i);
   auto state = std::make_unique<PendingCollective::State>();

@@ -28,7 +28,8 @@ void ProgressBar::advance(int64_t n) {
   std::fflush(stderr);
 }
 
-std::string ProgressBar::render(const std::string& label, int64_t done, int64_t total, double seconds, int width) {
+std::string ProgressBar::render(const std::string& label, int64_t done, int64_t total, double seconds,
+                                int width) {
   total = std::max<int64_t>(total, 1);
   done = std::clamp<int64_t>(done, 0, total);
   const int filled = static_cast<int>(width * done / total);
@@ -39,7 +40,8 @@ std::string ProgressBar::render(const std::string& label, int64_t done, int64_t 
                           static_cast<long long>(done), static_cast<long long>(total), seconds);
   std::string out(buf, static_cast<size_t>(std::max(0, std::min<int>(len, sizeof buf - 1))));
   if (done > 0 && done < total) {
-    std::snprintf(buf, sizeof buf, "  eta %.1f s", seconds / static_cast<double>(done) * static_cast<double>(total - done));
+    std::snprintf(buf, sizeof buf, "  eta %.1f s",
+                  seconds / static_cast<double>(done) * static_cast<double>(total - done));
     out += buf;
   }
   return out;

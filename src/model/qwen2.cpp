@@ -28,7 +28,7 @@ at::Tensor sdpa_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
   at::Tensor out = at::scaled_dot_product_attention(q.transpose(1, 2), k, v, mask, /*dropout_p=*/0.0,
                                                     /*is_causal=*/false, /*scale=*/std::nullopt,
                                                     /*enable_gqa=*/true);  // (B, H, T, D)
-  return out.transpose(1, 2).reshape({B, T, H * D});  // (B, T, H*D)
+  return out.transpose(1, 2).reshape({B, T, H * D});                       // (B, T, H*D)
 }
 
 // Runs one decoder layer in forward without keeping activations; backward re-runs it with grad

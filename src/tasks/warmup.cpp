@@ -176,15 +176,17 @@ std::vector<CountdownAttempt> ordered_countdown_attempts(const std::vector<int64
     const int64_t ab[2] = {nums[static_cast<size_t>(pair[0])], nums[static_cast<size_t>(pair[1])]};
     const int64_t c = nums[static_cast<size_t>(pair[2])];
     for (const Combination& first : four_ways(ab[0], ab[1])) {
-      const std::string inner = text(std::to_string(ab[first.left]), first.op, std::to_string(ab[1 - first.left]));
+      const std::string inner =
+          text(std::to_string(ab[first.left]), first.op, std::to_string(ab[1 - first.left]));
       const std::string group = inner + "=" + std::to_string(first.value);
       if (!groups.insert(group).second) continue;
       const std::string rc[2] = {std::to_string(first.value), std::to_string(c)};
       const std::string ec[2] = {"(" + inner + ")", std::to_string(c)};
       for (const Combination& second : four_ways(first.value, c)) {
         const int l = second.left, r = 1 - second.left;
-        out.push_back({text(ec[l], second.op, ec[r]), text(rc[l], second.op, rc[r]) + "=" + std::to_string(second.value),
-                       second.value, group});
+        out.push_back({text(ec[l], second.op, ec[r]),
+                       text(rc[l], second.op, rc[r]) + "=" + std::to_string(second.value), second.value,
+                       group});
       }
     }
   }
@@ -231,7 +233,8 @@ std::vector<WarmupExample> countdown_warmup_examples(const std::vector<Problem>&
     Rng rng(seed, (kAnswerStream << 40) + i);
     int64_t attempts = options.min_attempts;
     if (options.stop_prob > 0) {
-      while (attempts < options.max_attempts && static_cast<double>(rng.next() >> 11) * 0x1.0p-53 >= options.stop_prob)
+      while (attempts < options.max_attempts &&
+             static_cast<double>(rng.next() >> 11) * 0x1.0p-53 >= options.stop_prob)
         ++attempts;
     } else {
       attempts = rng.uniform(options.min_attempts, options.max_attempts);
@@ -246,9 +249,9 @@ std::vector<WarmupExample> countdown_warmup_examples(const std::vector<Problem>&
     const auto last = static_cast<int64_t>(tries.size()) - 1;
     const auto pick = static_cast<size_t>(options.answer_last ? last : rng.uniform(0, last));
     out.push_back({prompt.render(p),
-                   countdown_warmup_response(tries, pick, options.compare ? std::optional<int64_t>(p.target)
-                                                                          : std::nullopt,
-                                             options.compare_target_first),
+                   countdown_warmup_response(
+                       tries, pick, options.compare ? std::optional<int64_t>(p.target) : std::nullopt,
+                       options.compare_target_first),
                    tries[pick].value == p.target});
   }
   return out;

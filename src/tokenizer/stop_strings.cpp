@@ -13,7 +13,8 @@ bool contains_any(const std::string& text, const std::vector<std::string>& stops
 
 }  // namespace
 
-std::vector<int64_t> stop_string_lengths(const Tokenizer& tokenizer, const std::vector<std::vector<int64_t>>& rows,
+std::vector<int64_t> stop_string_lengths(const Tokenizer& tokenizer,
+                                         const std::vector<std::vector<int64_t>>& rows,
                                          const std::vector<std::string>& stops) {
   std::vector<int64_t> out;
   out.reserve(rows.size());
@@ -26,8 +27,10 @@ std::vector<int64_t> stop_string_lengths(const Tokenizer& tokenizer, const std::
     size_t lo = 1, hi = row.size();
     while (lo < hi) {
       const size_t mid = lo + (hi - lo) / 2;
-      if (contains_any(tokenizer.decode(std::vector<int64_t>(row.begin(), row.begin() + mid)), stops)) hi = mid;
-      else lo = mid + 1;
+      if (contains_any(tokenizer.decode(std::vector<int64_t>(row.begin(), row.begin() + mid)), stops))
+        hi = mid;
+      else
+        lo = mid + 1;
     }
     out.push_back(static_cast<int64_t>(hi));
   }

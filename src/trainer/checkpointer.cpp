@@ -1,11 +1,11 @@
 // Checkpoints of a run (see checkpointer.h).
 #include "trainer/checkpointer.h"
 
+#include <unistd.h>
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include "tinyzero/core/config_diff.h"
 #include "tinyzero/core/errors.h"
@@ -55,12 +55,23 @@ namespace {
 // saves, validates and logs, where and with how many threads or ranks it runs, and memory knobs that
 // regroup the same sums (micro-batches, activation checkpointing).
 bool safe_to_change(const std::string& key) {
-  static const char* const kSafe[] = {
-      "trainer.total_steps", "trainer.save_freq", "trainer.keep_last", "trainer.test_freq",
-      "trainer.val_before_train", "trainer.validation_data_dir", "trainer.resume", "trainer.run_dir",
-      "trainer.allow_config_change", "trainer.threads", "trainer.device", "trainer.max_consecutive_nonfinite",
-      "data.val_batch_size", "actor.ppo_micro_batch_size", "critic.ppo_micro_batch_size",
-      "rollout.log_prob_micro_batch_size", "model.activation_checkpointing"};
+  static const char* const kSafe[] = {"trainer.total_steps",
+                                      "trainer.save_freq",
+                                      "trainer.keep_last",
+                                      "trainer.test_freq",
+                                      "trainer.val_before_train",
+                                      "trainer.validation_data_dir",
+                                      "trainer.resume",
+                                      "trainer.run_dir",
+                                      "trainer.allow_config_change",
+                                      "trainer.threads",
+                                      "trainer.device",
+                                      "trainer.max_consecutive_nonfinite",
+                                      "data.val_batch_size",
+                                      "actor.ppo_micro_batch_size",
+                                      "critic.ppo_micro_batch_size",
+                                      "rollout.log_prob_micro_batch_size",
+                                      "model.activation_checkpointing"};
   static const char* const kSafeSections[] = {"logging.", "distributed."};
   for (const char* safe : kSafe)
     if (key == safe) return true;
@@ -93,9 +104,10 @@ void check_resume_config(const TrainConfig& config) {
     logging::warn("resuming {} with changed settings, applied from its step on: {}", dir, list);
     return;
   }
-  throw ConfigError("resuming " + dir + " with settings that differ from its config: " + list +
-                    "; restore them, or set trainer.allow_config_change=true to apply them from the checkpoint's "
-                    "step on, or start a new trainer.run_dir");
+  throw ConfigError(
+      "resuming " + dir + " with settings that differ from its config: " + list +
+      "; restore them, or set trainer.allow_config_change=true to apply them from the checkpoint's "
+      "step on, or start a new trainer.run_dir");
 }
 
 std::string save_checkpoint(TrainContext& s) {

@@ -1,7 +1,6 @@
 // The PPO value model: see critic.h.
 #include "trainer/critic.h"
 
-
 #include "tinyzero/core/errors.h"
 #include "tinyzero/io/checkpoint.h"
 #include "tinyzero/model/weights.h"
@@ -27,8 +26,9 @@ Critic::Critic(const std::string& base_dir, at::ScalarType dtype, const at::Devi
 }
 
 at::Tensor Critic::values(const at::Tensor& ids, const at::Tensor& attention_mask) {
-  at::Tensor hidden = backbone_->hidden_states(ids, attention_mask, positions_from_mask(attention_mask));  // (B, T, H)
-  return head_->forward(hidden).squeeze(-1).to(at::kFloat);  // (B, T)
+  at::Tensor hidden =
+      backbone_->hidden_states(ids, attention_mask, positions_from_mask(attention_mask));  // (B, T, H)
+  return head_->forward(hidden).squeeze(-1).to(at::kFloat);                                // (B, T)
 }
 
 std::vector<std::pair<std::string, at::Tensor>> Critic::named_parameters() {
@@ -57,11 +57,13 @@ void Critic::load(const std::string& dir) {
   torch::NoGradGuard no_grad;
   for (auto& [name, param] : named_parameters()) {
     const TensorEntry* entry = weights.find(name);
-    if (!entry) throw Error("critic checkpoint " + dir + " has no tensor " + name + "; it was not written by this trainer");
+    if (!entry)
+      throw Error("critic checkpoint " + dir + " has no tensor " + name +
+                  "; it was not written by this trainer");
     at::Tensor t = weights.tensor(name);
     if (t.sizes() != param.sizes())
-      throw Error("critic checkpoint " + dir + ": " + name + " has shape " + c10::str(t.sizes()) + ", expected " +
-                  c10::str(param.sizes()) + "; the checkpoint belongs to another model");
+      throw Error("critic checkpoint " + dir + ": " + name + " has shape " + c10::str(t.sizes()) +
+                  ", expected " + c10::str(param.sizes()) + "; the checkpoint belongs to another model");
     param.copy_(t.to(param.dtype()));
   }
 }

@@ -25,14 +25,17 @@ std::vector<int64_t> permutation(int64_t n, uint64_t seed) {
   for (int64_t i = n - 1; i > 0; --i) {
     state = mix64(state);
     // Multiply-shift maps the 64-bit draw to [0, i] without modulo bias worth mentioning for n < 2^32.
-    const auto j = static_cast<int64_t>((static_cast<unsigned __int128>(state) * static_cast<uint64_t>(i + 1)) >> 64);
+    const auto j =
+        static_cast<int64_t>((static_cast<unsigned __int128>(state) * static_cast<uint64_t>(i + 1)) >> 64);
     std::swap(order[i], order[j]);
   }
   return order;
 }
 
-DataCursor::DataCursor(int64_t size, uint64_t seed, bool shuffle) : size_(size), seed_(seed), shuffle_(shuffle) {
-  if (size <= 0) throw Error("the training set is empty; give data.train_files with problems or data.train_size >= 1");
+DataCursor::DataCursor(int64_t size, uint64_t seed, bool shuffle)
+    : size_(size), seed_(seed), shuffle_(shuffle) {
+  if (size <= 0)
+    throw Error("the training set is empty; give data.train_files with problems or data.train_size >= 1");
   start_epoch();
 }
 
@@ -61,8 +64,8 @@ std::vector<int64_t> DataCursor::next(int64_t count) {
 
 void DataCursor::seek(int64_t epoch, int64_t position) {
   if (epoch < 0 || position < 0 || position > size_)
-    throw Error("checkpoint data cursor (epoch " + std::to_string(epoch) + ", position " + std::to_string(position) +
-                ") does not fit a training set of " + std::to_string(size_) +
+    throw Error("checkpoint data cursor (epoch " + std::to_string(epoch) + ", position " +
+                std::to_string(position) + ") does not fit a training set of " + std::to_string(size_) +
                 " problems; resume with the data settings of the original run");
   epoch_ = epoch;
   position_ = position;

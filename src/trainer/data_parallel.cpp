@@ -77,7 +77,8 @@ void DataParallelOptimizer::on_gradient(size_t k, const at::Tensor& grad) {
 // Starts complete buckets in bucket order only, so every rank launches the same collectives in the same
 // order whatever order its gradients arrive in.
 void DataParallelOptimizer::launch_ready_buckets() {
-  while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready == buckets_[next_launch_].params.size()) {
+  while (next_launch_ < buckets_.size() &&
+         buckets_[next_launch_].ready == buckets_[next_launch_].params.size()) {
     Bucket& b = buckets_[next_launch_++];
     std::vector<at::Tensor> grads;
     for (size_t k : b.params) grads.push_back(full_grads_[k]);
@@ -166,7 +167,8 @@ std::vector<std::pair<std::string, at::Tensor>> DataParallelOptimizer::gather_st
     if (p.scalar_type() != at::kFloat) names.push_back("master." + name);
     std::vector<at::Tensor> tensors;
     for (const auto& n : names)
-      tensors.push_back(owners_[i] == pg_.rank() ? mine.at(n) : torch::empty_like(p, p.options().dtype(at::kFloat)));
+      tensors.push_back(owners_[i] == pg_.rank() ? mine.at(n)
+                                                 : torch::empty_like(p, p.options().dtype(at::kFloat)));
     pg_.broadcast(tensors, owners_[i], bucket_bytes_);
     if (pg_.is_main())
       for (size_t k = 0; k < names.size(); ++k) out.emplace_back(names[k], tensors[k].to(at::kCPU));
@@ -174,7 +176,8 @@ std::vector<std::pair<std::string, at::Tensor>> DataParallelOptimizer::gather_st
   return out;
 }
 
-void DataParallelOptimizer::load_state(const std::string& file, int64_t steps_taken, const at::Device& device) {
+void DataParallelOptimizer::load_state(const std::string& file, int64_t steps_taken,
+                                       const at::Device& device) {
   SafetensorsFile f = SafetensorsFile::open(file);
   std::map<std::string, at::Tensor> tensors;
   for (const auto& [name, p] : adam_->params())
@@ -195,11 +198,13 @@ uint64_t DataParallelOptimizer::check_in_sync(const std::string& what) {
   }
   // Exact in doubles: compare the two 32-bit halves.
   const std::vector<double> halves = {static_cast<double>(h >> 32), static_cast<double>(h & 0xffffffffu)};
-  const std::vector<double> hi = pg_.all_reduce(halves, ReduceOp::kMax), lo = pg_.all_reduce(halves, ReduceOp::kMin);
+  const std::vector<double> hi = pg_.all_reduce(halves, ReduceOp::kMax),
+                            lo = pg_.all_reduce(halves, ReduceOp::kMin);
   if (hi != lo)
-    throw Error(what + " parameters differ between ranks (rank " + std::to_string(pg_.rank()) +
-                "'s hash differs from another's): the ranks ran different updates; check that every rank runs "
-                "the same build, config and thread count");
+    throw Error(
+        what + " parameters differ between ranks (rank " + std::to_string(pg_.rank()) +
+        "'s hash differs from another's): the ranks ran different updates; check that every rank runs "
+        "the same build, config and thread count");
   return h;
 }
 

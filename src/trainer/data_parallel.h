@@ -42,7 +42,8 @@ class DataParallelOptimizer {
   void arm_overlap();
   // Of the gradient buckets reduced so far, the share started while backward was still running.
   double overlapped_share() const {
-    return reduced_buckets_ ? static_cast<double>(overlapped_buckets_) / static_cast<double>(reduced_buckets_) : 0.0;
+    return reduced_buckets_ ? static_cast<double>(overlapped_buckets_) / static_cast<double>(reduced_buckets_)
+                            : 0.0;
   }
 
   void zero_grad();

@@ -70,7 +70,8 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& tensors, int64_t
   torch::NoGradGuard no_grad;
   auto take = [&](const std::string& key, at::Tensor& dst) {
     auto it = tensors.find(key);
-    if (it == tensors.end()) throw Error("optimizer state lacks '" + key + "'; the checkpoint does not match this model");
+    if (it == tensors.end())
+      throw Error("optimizer state lacks '" + key + "'; the checkpoint does not match this model");
     if (it->second.sizes() != dst.sizes())
       throw Error("optimizer state '" + key + "' has shape " + c10::str(it->second.sizes()) + ", expected " +
                   c10::str(dst.sizes()));

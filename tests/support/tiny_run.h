@@ -18,7 +18,8 @@ namespace tinyzero::testing {
 
 // A new empty directory temp/<name>_<pid> (removed first if it exists).
 inline std::string fresh_temp_dir(const std::string& name) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
@@ -29,7 +30,8 @@ inline std::string fresh_temp_dir(const std::string& name) {
 inline std::string make_tiny_model(const std::string& out_dir) {
   const std::string log = out_dir + ".make.log";
   std::string cmd = "cd " + shell_quote(TZ_SOURCE_DIR) + " && TINYZERO_BIN=" + shell_quote(TZ_CLI_PATH) +
-                    " bash scripts/make-tiny-model.sh " + shell_quote(out_dir) + " > " + shell_quote(log) + " 2>&1";
+                    " bash scripts/make-tiny-model.sh " + shell_quote(out_dir) + " > " + shell_quote(log) +
+                    " 2>&1";
   return std::system(cmd.c_str()) == 0 ? "" : "make-tiny-model.sh failed:\n" + read_file(log);
 }
 

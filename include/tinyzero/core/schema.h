@@ -16,8 +16,8 @@
 namespace tinyzero {
 
 // Value types a config field may have.
-using FieldValue = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>,
-                                std::vector<double>, std::vector<std::string>>;
+using FieldValue = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>, std::vector<double>,
+                                std::vector<std::string>>;
 using FieldPtr = std::variant<bool*, int64_t*, double*, std::string*, std::vector<int64_t>*,
                               std::vector<double>*, std::vector<std::string>*>;
 

@@ -23,7 +23,8 @@ class ProgressBar {
   bool shown() const { return shown_; }
   // The line as drawn for `done` of `total` after `seconds` (no carriage return), e.g.
   // "rollout [#########...........]  48/128  3.1 s  eta 5.2 s".
-  static std::string render(const std::string& label, int64_t done, int64_t total, double seconds, int width = 24);
+  static std::string render(const std::string& label, int64_t done, int64_t total, double seconds,
+                            int width = 24);
 
  private:
   std::string label_;

@@ -21,8 +21,8 @@
 //              4*5=20<26; 3*7=21: 21+5=26=26 </think> <answer>(3*7)+5</answer>"
 //
 // (here the 8-candidate prefix happens to end on the hit; its length never depends on the target).
-// Over 3 numbers from 1..9 the whole list is 15 to 46 candidates (32 on average); a model that has learnt it lists
-// candidates without repeating itself, which random attempts did not give greedy decoding.
+// Over 3 numbers from 1..9 the whole list is 15 to 46 candidates (32 on average); a model that has learnt it
+// lists candidates without repeating itself, which random attempts did not give greedy decoding.
 #pragma once
 
 #include <cstdint>

@@ -14,7 +14,8 @@ namespace tinyzero {
 // the shortest prefix whose text contains one (the row is cut there; the token in which the stop
 // string ends is kept). One decode per row, plus a binary search over prefix lengths for rows that
 // do stop: a prefix's text contains a stop string whenever a shorter prefix's text does.
-std::vector<int64_t> stop_string_lengths(const Tokenizer& tokenizer, const std::vector<std::vector<int64_t>>& rows,
+std::vector<int64_t> stop_string_lengths(const Tokenizer& tokenizer,
+                                         const std::vector<std::vector<int64_t>>& rows,
                                          const std::vector<std::string>& stops);
 
 }  // namespace tinyzero

@@ -12,7 +12,7 @@
 namespace tinyzero {
 
 struct MemoryItem {
-  std::string name;    // "actor weights", "KV cache (rollout)", ...
+  std::string name;  // "actor weights", "KV cache (rollout)", ...
   double bytes = 0;
   std::string detail;  // how it was computed, e.g. "494M params x 4 B (float32)"
 };

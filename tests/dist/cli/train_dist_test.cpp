@@ -14,14 +14,14 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <iostream>
 #include <filesystem>
+#include <iostream>
 #include <regex>
 #include <set>
 
+#include <torch/torch.h>
 #include "support/cli.h"
 #include "support/tiny_run.h"
-#include <torch/torch.h>
 
 #include "tinyzero/io/safetensors.h"
 
@@ -57,16 +57,20 @@ class TrainDist : public ::testing::Test {
   // in chunks of 4 prompts, so that the rows each rank generates are chunks of the 1-rank run too (a
   // chunk's samples depend on the chunk's rows and the seed of its first prompt).
   static std::string args(const std::string& run, const std::string& overrides) {
-    return "--config " + shell_quote(kSource + "/configs/smoke.yaml") + " model.path=" +
-           shell_quote(dir_ + "/tiny/model") + " trainer.run_dir=" + shell_quote(dir_ + "/" + run) +
+    return "--config " + shell_quote(kSource + "/configs/smoke.yaml") +
+           " model.path=" + shell_quote(dir_ + "/tiny/model") +
+           " trainer.run_dir=" + shell_quote(dir_ + "/" + run) +
            " data.train_batch_size=8 actor.ppo_mini_batch_size=8 actor.ppo_micro_batch_size=8"
            " rollout.micro_batch_size=16 trainer.total_steps=3 trainer.test_freq=0 trainer.save_freq=3"
-           " trainer.val_before_train=false logging.tensorboard=false logging.sample_freq=0 trainer.threads=1 " +
+           " trainer.val_before_train=false logging.tensorboard=false logging.sample_freq=0 "
+           "trainer.threads=1 " +
            overrides;
   }
-  static tinyzero::testing::CliResult ranks(int n, const std::string& run, const std::string& overrides = "") {
-    return tinyzero::testing::run_shell("cd " + shell_quote(kSource) + " && TINYZERO_BIN=" + shell_quote(TZ_CLI_PATH) +
-                 " bash scripts/launch-local.sh " + std::to_string(n) + " -- " + args(run, overrides));
+  static tinyzero::testing::CliResult ranks(int n, const std::string& run,
+                                            const std::string& overrides = "") {
+    return tinyzero::testing::run_shell(
+        "cd " + shell_quote(kSource) + " && TINYZERO_BIN=" + shell_quote(TZ_CLI_PATH) +
+        " bash scripts/launch-local.sh " + std::to_string(n) + " -- " + args(run, overrides));
   }
   static std::string ckpt(const std::string& run, const std::string& file) {
     return dir_ + "/" + run + "/checkpoints/step_00000003/" + file;
@@ -76,7 +80,8 @@ class TrainDist : public ::testing::Test {
     std::set<std::string> hashes;
     std::regex re("identical on all 2 ranks \\(hash ([0-9a-f]{16})\\)");
     *lines = 0;
-    for (auto it = std::sregex_iterator(output.begin(), output.end(), re); it != std::sregex_iterator(); ++it, ++*lines)
+    for (auto it = std::sregex_iterator(output.begin(), output.end(), re); it != std::sregex_iterator();
+         ++it, ++*lines)
       hashes.insert((*it)[1].str());
     return hashes;
   }
@@ -99,7 +104,8 @@ TEST_F(TrainDist, TwoRanksStayIdenticalAndMatchOneRank) {
   // 16 rows per rank in micro-batches of 8 also covers accumulation before the overlapped pass.
   const auto metrics = tinyzero::testing::read_metrics(dir_ + "/two");
   ASSERT_TRUE(metrics.back().contains("perf/grad_buckets_overlapped"));
-  EXPECT_GT(metrics.back()["perf/grad_buckets_overlapped"].get<double>(), 0.5);  // most started during backward
+  EXPECT_GT(metrics.back()["perf/grad_buckets_overlapped"].get<double>(),
+            0.5);  // most started during backward
   auto after = ranks(2, "two_after", "distributed.overlap_grad_reduce=false");
   ASSERT_EQ(after.exit_code, 0) << after.output;
   EXPECT_TRUE(tinyzero::read_file(ckpt("two", "model.safetensors")) ==
@@ -110,15 +116,17 @@ TEST_F(TrainDist, TwoRanksStayIdenticalAndMatchOneRank) {
 
 TEST_F(TrainDist, PpoTwoRanksMatchOneRankCriticIncluded) {
   // GAE advantages are whitened over both ranks' tokens, and the critic's gradients are summed too.
-  const std::string ppo = "algorithm.name=ppo rollout.n=1 algorithm.use_kl_in_reward=true actor.use_kl_loss=false "
-                          "rollout.micro_batch_size=4 critic.ppo_micro_batch_size=4";
+  const std::string ppo =
+      "algorithm.name=ppo rollout.n=1 algorithm.use_kl_in_reward=true actor.use_kl_loss=false "
+      "rollout.micro_batch_size=4 critic.ppo_micro_batch_size=4";
   auto one = ranks(1, "ppo_one", ppo);
   ASSERT_EQ(one.exit_code, 0) << one.output;
   auto two = ranks(2, "ppo_two", ppo);
   ASSERT_EQ(two.exit_code, 0) << two.output;
   EXPECT_LT(max_abs_diff(ckpt("ppo_one", "model.safetensors"), ckpt("ppo_two", "model.safetensors")), 1e-5);
-  EXPECT_LT(max_abs_diff(ckpt("ppo_one", "critic/model.safetensors"), ckpt("ppo_two", "critic/model.safetensors")),
-            1e-5);
+  EXPECT_LT(
+      max_abs_diff(ckpt("ppo_one", "critic/model.safetensors"), ckpt("ppo_two", "critic/model.safetensors")),
+      1e-5);
 }
 
 TEST_F(TrainDist, ZeroStageOneMatchesPlainDataParallelAndResumesOnOneRank) {
@@ -129,7 +137,8 @@ TEST_F(TrainDist, ZeroStageOneMatchesPlainDataParallelAndResumesOnOneRank) {
   EXPECT_THAT(zero.output, HasSubstr("ZeRO-1: this rank keeps the AdamW state of"));
   EXPECT_LT(max_abs_diff(ckpt("plain", "model.safetensors"), ckpt("zero", "model.safetensors")), 1e-6);
   // The sharded state, gathered to rank 0 for the checkpoint, is the whole state of plain data parallel.
-  EXPECT_LT(max_abs_diff(ckpt("plain", "optimizer.safetensors"), ckpt("zero", "optimizer.safetensors")), 1e-6);
+  EXPECT_LT(max_abs_diff(ckpt("plain", "optimizer.safetensors"), ckpt("zero", "optimizer.safetensors")),
+            1e-6);
   // Resume at another world size: one rank continues the 2-rank ZeRO-1 run.
   auto more = ranks(1, "zero", "distributed.zero_stage=1 trainer.total_steps=4");
   ASSERT_EQ(more.exit_code, 0) << more.output;
@@ -153,41 +162,45 @@ TEST_F(TrainDist, AKilledRankMakesTheOtherFailWithinTheTimeout) {
   // Two ranks started by hand (launch-local.sh would stop the survivor itself); rank 1 is killed once
   // rank 0 has logged a step, and rank 0 must then fail on its own within distributed.timeout_s.
   const int timeout_s = 10;
-  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) + " WORLD_SIZE=2 ";
-  const std::string run = args("killed", "trainer.total_steps=1000 trainer.save_freq=0 distributed.timeout_s=" +
-                                             std::to_string(timeout_s));
+  const std::string env =
+      "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) + " WORLD_SIZE=2 ";
+  const std::string run =
+      args("killed",
+           "trainer.total_steps=1000 trainer.save_freq=0 distributed.timeout_s=" + std::to_string(timeout_s));
   const std::string log0 = dir_ + "/rank0.log", log1 = dir_ + "/rank1.log";
   const std::string script =
-      "cd " + shell_quote(kSource) + "; " + env + "RANK=0 LOCAL_RANK=0 " + shell_quote(TZ_CLI_PATH) + " " + run +
-      " > " + shell_quote(log0) + " 2>&1 & r0=$!; " + env + "RANK=1 LOCAL_RANK=1 " + shell_quote(TZ_CLI_PATH) + " " +
-      run + " > " + shell_quote(log1) + " 2>&1 & r1=$!; " +
+      "cd " + shell_quote(kSource) + "; " + env + "RANK=0 LOCAL_RANK=0 " + shell_quote(TZ_CLI_PATH) + " " +
+      run + " > " + shell_quote(log0) + " 2>&1 & r0=$!; " + env + "RANK=1 LOCAL_RANK=1 " +
+      shell_quote(TZ_CLI_PATH) + " " + run + " > " + shell_quote(log1) + " 2>&1 & r1=$!; " +
       "for i in $(seq 600); do grep -q '] step 2 ' " + shell_quote(log0) + " && break; sleep 0.1; done; " +
       "kill -9 $r1; start=$(date +%s%N); wait $r0; code=$?; end=$(date +%s%N); " +
       "echo \"exit=$code elapsed_ms=$(( (end - start) / 1000000 ))\"";
   auto r = tinyzero::testing::run_shell(script);
   const std::string rank0 = tinyzero::read_file(log0);
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("exit=(\\d+) elapsed_ms=(\\d+)"))) << r.output << rank0;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("exit=(\\d+) elapsed_ms=(\\d+)")))
+      << r.output << rank0;
   EXPECT_NE(std::stoi(m[1]), 0) << rank0;
   EXPECT_LT(std::stod(m[2]) / 1000.0, timeout_s + 5.0) << rank0;  // within the timeout (and a margin)
-  EXPECT_THAT(rank0, HasSubstr("] step 2 "));               // it was killed mid-run, not before
+  EXPECT_THAT(rank0, HasSubstr("] step 2 "));                     // it was killed mid-run, not before
   EXPECT_THAT(rank0, ::testing::ContainsRegex("rank 0: .*(rank 1|peer)")) << rank0;
   EXPECT_THAT(rank0, HasSubstr("tinyzero-train: error:")) << rank0;  // one clear line, not a crash
   const size_t at = rank0.find("tinyzero-train: error:");
-  std::cout << "rank 0 exited " << m[1] << " " << m[2] << " ms after rank 1 was killed: "
-            << rank0.substr(at, rank0.find('\n', at) - at) << "\n";
+  std::cout << "rank 0 exited " << m[1] << " " << m[2]
+            << " ms after rank 1 was killed: " << rank0.substr(at, rank0.find('\n', at) - at) << "\n";
 }
 
 TEST_F(TrainDist, SigtermToOneRankStopsBothAfterTheSameStepWithACheckpoint) {
   // SIGTERM reaches rank 1 only (as when a launcher signals one process): the ranks agree on the step,
   // rank 0 writes its checkpoint, and both exit 143.
-  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) + " WORLD_SIZE=2 ";
+  const std::string env =
+      "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) + " WORLD_SIZE=2 ";
   const std::string run = args("term", "trainer.total_steps=500 trainer.save_freq=0");
   const std::string log0 = dir_ + "/term0.log", log1 = dir_ + "/term1.log";
   const std::string script =
-      "cd " + shell_quote(kSource) + "; " + env + "RANK=0 LOCAL_RANK=0 " + shell_quote(TZ_CLI_PATH) + " " + run +
-      " > " + shell_quote(log0) + " 2>&1 & r0=$!; " + env + "RANK=1 LOCAL_RANK=1 " + shell_quote(TZ_CLI_PATH) + " " +
-      run + " > " + shell_quote(log1) + " 2>&1 & r1=$!; " +
+      "cd " + shell_quote(kSource) + "; " + env + "RANK=0 LOCAL_RANK=0 " + shell_quote(TZ_CLI_PATH) + " " +
+      run + " > " + shell_quote(log0) + " 2>&1 & r0=$!; " + env + "RANK=1 LOCAL_RANK=1 " +
+      shell_quote(TZ_CLI_PATH) + " " + run + " > " + shell_quote(log1) + " 2>&1 & r1=$!; " +
       "for i in $(seq 600); do grep -q '] step 2 ' " + shell_quote(log0) + " && break; sleep 0.1; done; " +
       "kill -TERM $r1; wait $r0; c0=$?; wait $r1; c1=$?; echo \"exit0=$c0 exit1=$c1\"";
   auto r = tinyzero::testing::run_shell(script);

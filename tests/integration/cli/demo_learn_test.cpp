@@ -78,7 +78,8 @@ TEST_F(DemoLearn, WarmUpCorpusNeverShowsAHeldOutProblem) {
   const std::string corpus = dir_ + "/warmup.jsonl";
   const auto made = run_shell("cd " + shell_quote(TZ_SOURCE_DIR) + " && " + shell_quote(TZ_CLI_PATH) +
                               " recipe configs/tiny/demo.yaml --from-scratch --until warmup"
-                              " --set warmup.examples=1300 --dir " + shell_quote(dir_));
+                              " --set warmup.examples=1300 --dir " +
+                              shell_quote(dir_));
   ASSERT_EQ(made.exit_code, 0) << made.output;
   EXPECT_THAT(made.output,
               ::testing::HasSubstr("1300 examples over 1300 problems (none of the 500 held-out ones)"));
@@ -90,7 +91,8 @@ TEST_F(DemoLearn, WarmUpCorpusNeverShowsAHeldOutProblem) {
   for (const auto& ex : read_jsonl(corpus)) {
     const tinyzero::Problem p = parse_prompt(ex["prompt"]);
     ASSERT_EQ(p.nums.size(), 3u) << ex["prompt"];
-    EXPECT_FALSE(held_out.count(tinyzero::countdown_key(p))) << "held-out problem in the warm-up corpus: " << ex["prompt"];
+    EXPECT_FALSE(held_out.count(tinyzero::countdown_key(p)))
+        << "held-out problem in the warm-up corpus: " << ex["prompt"];
     seen.insert(tinyzero::countdown_key(p));
   }
   EXPECT_EQ(seen.size(), 1300u);
@@ -99,13 +101,14 @@ TEST_F(DemoLearn, WarmUpCorpusNeverShowsAHeldOutProblem) {
 TEST_F(DemoLearn, GrpoRaisesHeldOutSuccessAboveTheWarmedUpBaseBeyondChance) {
   const std::string demo = dir_ + "/demo", generations = dir_ + "/validation";
   const char* seed = std::getenv("TZ_DEMO_SEED");
-  const auto run = run_shell(
-      "cd " + shell_quote(TZ_SOURCE_DIR) + " && TINYZERO_BIN=" + shell_quote(TZ_CLI_PATH) + " DEMO_DIR=" +
-      shell_quote(demo) + " bash scripts/quickstart.sh --set warm_model.stored=" +
-      shell_quote(std::string(TZ_TEST_DATA_DIR) + "/tiny-demo-warm") + " --set grpo.steps=" +
-      std::to_string(kGrpoSteps) + " logging.progress=false trainer.test_freq=" + std::to_string(kGrpoSteps) +
-      " trainer.validation_data_dir=" + shell_quote(generations) +
-      (seed ? std::string(" trainer.seed=") + seed : std::string()));
+  const auto run =
+      run_shell("cd " + shell_quote(TZ_SOURCE_DIR) + " && TINYZERO_BIN=" + shell_quote(TZ_CLI_PATH) +
+                " DEMO_DIR=" + shell_quote(demo) + " bash scripts/quickstart.sh --set warm_model.stored=" +
+                shell_quote(std::string(TZ_TEST_DATA_DIR) + "/tiny-demo-warm") +
+                " --set grpo.steps=" + std::to_string(kGrpoSteps) +
+                " logging.progress=false trainer.test_freq=" + std::to_string(kGrpoSteps) +
+                " trainer.validation_data_dir=" + shell_quote(generations) +
+                (seed ? std::string(" trainer.seed=") + seed : std::string()));
   ASSERT_EQ(run.exit_code, 0) << run.output;
   const size_t summary = run.output.rfind("held-out countdown success");
   ASSERT_NE(summary, std::string::npos) << run.output;
@@ -141,10 +144,11 @@ TEST_F(DemoLearn, GrpoRaisesHeldOutSuccessAboveTheWarmedUpBaseBeyondChance) {
   ASSERT_NEAR(binomial_half_upper_tail(3, 3), 0.125, 1e-12);
   ASSERT_NEAR(binomial_half_upper_tail(9, 10), 11.0 / 1024, 1e-12);
   const double p = binomial_half_upper_tail(gained, gained + lost);
-  std::printf("held-out success (n = 500): base %.1f%% -> trained %.1f%% after %d steps; %lld problems gained, "
-              "%lld lost; exact one-sided p = %.2g\n",
-              100.0 * static_cast<double>(base) / 500, 100.0 * static_cast<double>(trained) / 500, kGrpoSteps,
-              static_cast<long long>(gained), static_cast<long long>(lost), p);
+  std::printf(
+      "held-out success (n = 500): base %.1f%% -> trained %.1f%% after %d steps; %lld problems gained, "
+      "%lld lost; exact one-sided p = %.2g\n",
+      100.0 * static_cast<double>(base) / 500, 100.0 * static_cast<double>(trained) / 500, kGrpoSteps,
+      static_cast<long long>(gained), static_cast<long long>(lost), p);
   EXPECT_LT(base, 50) << "the warmed-up base should solve fewer than 10% of the held-out problems";
   EXPECT_GT(trained, base);
   EXPECT_LT(p, 1e-3) << gained << " gained, " << lost << " lost";

@@ -41,8 +41,8 @@ TEST_F(ModelCli, LogitsMatchHuggingFace) {
     json ref = json::parse(read_file(fixture(v) + "/reference.json"));
     json in = {{"input_ids", ref["input_ids"]}, {"attention_mask", ref["attention_mask"]}};
     write_file_atomic(path("in.json"), in.dump());
-    testing::CliResult r = run_cli("logits --model " + fixture(v) + " --input " + path("in.json") + " --output " +
-                      path("logits.safetensors"));
+    testing::CliResult r = run_cli("logits --model " + fixture(v) + " --input " + path("in.json") +
+                                   " --output " + path("logits.safetensors"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     at::Tensor logits = SafetensorsFile::open(path("logits.safetensors")).tensor("logits");
     ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, 12, 700}));
@@ -64,8 +64,9 @@ TEST_F(ModelCli, GreedyGenerateMatchesHuggingFaceWithEos) {
   const json& c = ref["generation"]["batch_left_padded_with_eos"];
   write_file_atomic(path("in.json"),
                     json({{"input_ids", c["input_ids"]}, {"attention_mask", c["attention_mask"]}}).dump());
-  testing::CliResult r = run_cli("generate --model " + fixture("tied-f32") + " --input " + path("in.json") +
-                    " --greedy --max-new-tokens 20 --eos-id 356 --pad-id 699 --output " + path("out.json"));
+  testing::CliResult r =
+      run_cli("generate --model " + fixture("tied-f32") + " --input " + path("in.json") +
+              " --greedy --max-new-tokens 20 --eos-id 356 --pad-id 699 --output " + path("out.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   json out = json::parse(read_file(path("out.json")));
   EXPECT_EQ(out["new_ids"], c["new_ids"]);
@@ -75,8 +76,8 @@ TEST_F(ModelCli, GreedyGenerateMatchesHuggingFaceWithEos) {
 }
 
 TEST_F(ModelCli, InitWritesALoadableModelAndSamplingIsSeeded) {
-  testing::CliResult r =
-      run_cli("init --model-config " + fixture("untied-bf16") + "/config.json --out " + path("m") + " --seed 7");
+  testing::CliResult r = run_cli("init --model-config " + fixture("untied-bf16") + "/config.json --out " +
+                                 path("m") + " --seed 7");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(std::filesystem::exists(path("m/config.json")));
   EXPECT_TRUE(std::filesystem::exists(path("m/generation_config.json")));
@@ -84,10 +85,10 @@ TEST_F(ModelCli, InitWritesALoadableModelAndSamplingIsSeeded) {
   ASSERT_NE(st.find("lm_head.weight"), nullptr);
   EXPECT_EQ(st.find("lm_head.weight")->dtype, "F32");
   // Same seed, same weights.
-  ASSERT_EQ(
-      run_cli("init --model-config " + fixture("untied-bf16") + "/config.json --out " + path("m2") + " --seed 7")
-          .exit_code,
-      0);
+  ASSERT_EQ(run_cli("init --model-config " + fixture("untied-bf16") + "/config.json --out " + path("m2") +
+                    " --seed 7")
+                .exit_code,
+            0);
   EXPECT_TRUE(st.tensor("model.layers.0.mlp.up_proj.weight")
                   .equal(SafetensorsFile::open(path("m2/model.safetensors"))
                              .tensor("model.layers.0.mlp.up_proj.weight")));
@@ -114,10 +115,12 @@ TEST_F(ModelCli, InitWithATokenizerWritesItsEosAndGenerateFallsBackToIt) {
   write_file_atomic(path("cfg.json"), R"({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
       "vocab_size": 151936, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
       "num_attention_heads": 2, "num_key_value_heads": 1, "tie_word_embeddings": true})");
-  testing::CliResult r = run_cli("init --model-config " + path("cfg.json") + " --tokenizer " + tok + " --out " + path("m"));
+  testing::CliResult r =
+      run_cli("init --model-config " + path("cfg.json") + " --tokenizer " + tok + " --out " + path("m"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(json::parse(read_file(path("m/config.json"))).value("eos_token_id", json()), json(*eos));
-  EXPECT_EQ(json::parse(read_file(path("m/generation_config.json"))).value("eos_token_id", json()), json(*eos));
+  EXPECT_EQ(json::parse(read_file(path("m/generation_config.json"))).value("eos_token_id", json()),
+            json(*eos));
 
   // A model with no EOS of its own (init without a tokenizer): generate takes the tokenizer's.
   ASSERT_EQ(run_cli("init --model-config " + path("cfg.json") + " --out " + path("bare")).exit_code, 0);
@@ -133,7 +136,7 @@ TEST_F(ModelCli, ErrorsAreOneLineWithExitCodes) {
   EXPECT_EQ(r.exit_code, 1) << r.output;  // the input file is missing
   write_file_atomic(path("bad.json"), R"({"input_ids": [[1, 2], [3]]})");
   r = run_cli("logits --model " + fixture("tied-f32") + " --input " + path("bad.json") + " --output " +
-          path("o.st"));
+              path("o.st"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("input_ids"), std::string::npos) << r.output;
   r = run_cli("generate --model " + fixture("tied-f32") + " --prompt hello --max-new-tokens 3");
@@ -145,13 +148,13 @@ TEST_F(ModelCli, ErrorsAreOneLineWithExitCodes) {
   EXPECT_NE(r.output.find("GPT2LMHeadModel"), std::string::npos) << r.output;
   EXPECT_FALSE(std::filesystem::exists(path("m")));
   r = run_cli("generate --model " + fixture("tied-f32") + " --input " + path("bad.json") +
-          " --max-new-tokens 3 --greedy --temperature 0.5");
+              " --max-new-tokens 3 --greedy --temperature 0.5");
   EXPECT_EQ(r.exit_code, 2) << r.output;
 }
 
 TEST_F(ModelCli, BenchDecodeReportsThroughputAndPeakFraction) {
   testing::CliResult r = run_cli("bench decode --model-config " + fixture("tied-f32") +
-                    "/config.json --batch 2,4 --prompt-len 8 --new-tokens 8 --threads 1 --json");
+                                 "/config.json --batch 2,4 --prompt-len 8 --new-tokens 8 --threads 1 --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   json j = json::parse(r.output);
   EXPECT_GT(j["matmul_gflops_fp32"].get<double>(), 0);

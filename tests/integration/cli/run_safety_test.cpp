@@ -35,8 +35,10 @@ class RunSafety : public ::testing::Test {
   // but the last), plus overrides.
   static std::string command(const std::string& run, const std::string& overrides) {
     return shell_quote(TZ_CLI_PATH) + " --config " + shell_quote(kSource + "/configs/smoke.yaml") +
-           " model.path=" + shell_quote(dir_ + "/tiny/model") + " trainer.run_dir=" + shell_quote(run_dir(run)) +
-           " trainer.threads=1 logging.tensorboard=false trainer.test_freq=0 trainer.save_freq=0 " + overrides;
+           " model.path=" + shell_quote(dir_ + "/tiny/model") +
+           " trainer.run_dir=" + shell_quote(run_dir(run)) +
+           " trainer.threads=1 logging.tensorboard=false trainer.test_freq=0 trainer.save_freq=0 " +
+           overrides;
   }
   static tinyzero::testing::CliResult train(const std::string& run, const std::string& overrides) {
     return run_shell(command(run, overrides));
@@ -45,9 +47,10 @@ class RunSafety : public ::testing::Test {
   // with $pid), waits for the run and prints "exit=<code>" (128 + signal when a signal ended it).
   static tinyzero::testing::CliResult background(const std::string& run, int after, const std::string& then,
                                                  const std::string& log, const std::string& overrides = "") {
-    return run_shell(command(run, "trainer.total_steps=500 " + overrides) + " > " + shell_quote(log) + " 2>&1 & pid=$!; " +
-                     "for i in $(seq 1200); do grep -q '] step " + std::to_string(after) + " ' " + shell_quote(log) +
-                     " && break; sleep 0.1; done; " + then + "; wait $pid; echo exit=$?");
+    return run_shell(command(run, "trainer.total_steps=500 " + overrides) + " > " + shell_quote(log) +
+                     " 2>&1 & pid=$!; " + "for i in $(seq 1200); do grep -q '] step " +
+                     std::to_string(after) + " ' " + shell_quote(log) + " && break; sleep 0.1; done; " +
+                     then + "; wait $pid; echo exit=$?");
   }
   static int exit_of(const tinyzero::testing::CliResult& r) {
     std::smatch m;
@@ -64,7 +67,8 @@ TEST_F(RunSafety, ASecondRunOnALockedRunDirIsRefusedNamingTheHolder) {
                           "; echo second_exit=$?; kill -TERM $pid",
                       log);
   EXPECT_THAT(r.output, HasSubstr("second_exit=2")) << r.output;
-  EXPECT_THAT(r.output, ::testing::ContainsRegex("run_dir '.*locked' is in use by PID [0-9]+ on ")) << r.output;
+  EXPECT_THAT(r.output, ::testing::ContainsRegex("run_dir '.*locked' is in use by PID [0-9]+ on "))
+      << r.output;
   EXPECT_EQ(exit_of(r), 143) << tinyzero::read_file(log);
   // Nothing of the second run reached the first's files: one line per step, its own lr.
   const auto metrics = tinyzero::testing::read_metrics(run_dir("locked"));
@@ -104,8 +108,9 @@ TEST_F(RunSafety, SigintStopsTooAndASecondSignalStopsAtOnce) {
   EXPECT_THAT(tinyzero::read_file(dir_ + "/int.log"), HasSubstr("stopped by SIGINT at step"));
   // Two signals: the second ends the process by the signal itself, without finishing the step (steps of
   // several seconds here).
-  auto twice = background("twice", 1, "kill -TERM $pid; sleep 0.3; kill -TERM $pid", dir_ + "/twice.log",
-                          "data.train_batch_size=64 actor.ppo_mini_batch_size=64 data.max_response_length=64");
+  auto twice =
+      background("twice", 1, "kill -TERM $pid; sleep 0.3; kill -TERM $pid", dir_ + "/twice.log",
+                 "data.train_batch_size=64 actor.ppo_mini_batch_size=64 data.max_response_length=64");
   EXPECT_EQ(exit_of(twice), 143) << tinyzero::read_file(dir_ + "/twice.log");
   EXPECT_THAT(tinyzero::read_file(dir_ + "/twice.log"), Not(HasSubstr("stopped by SIGTERM at step")));
 }
@@ -124,7 +129,8 @@ TEST_F(RunSafety, AResumeWithChangedSettingsIsRefusedUnlessAllowed) {
   // Safe changes pass; with allow_config_change the others too, and the earlier config is kept.
   auto safe = train("changed", "trainer.total_steps=2 logging.sample_freq=1");
   EXPECT_EQ(safe.exit_code, 0) << safe.output;
-  auto allowed = train("changed", "trainer.total_steps=3 actor.optim.lr=3e-3 trainer.allow_config_change=true");
+  auto allowed =
+      train("changed", "trainer.total_steps=3 actor.optim.lr=3e-3 trainer.allow_config_change=true");
   EXPECT_EQ(allowed.exit_code, 0) << allowed.output;
   EXPECT_THAT(allowed.output, HasSubstr("resuming"));
   EXPECT_THAT(allowed.output, HasSubstr("actor.optim.lr ("));

@@ -167,14 +167,14 @@ TEST_F(TasksCli, ScoreCountdownWritesEachLineBack) {
 }
 
 TEST_F(TasksCli, ScoreMultiplicationAndBadLines) {
-  const std::string input = write(
-      "m.jsonl",
-      R"({"text": "x Assistant: <answer>56088</answer>", "answer": 56088})"
-      "\n"
-      R"({"text": "x Assistant: <answer>56088</answer>", "a": 123, "b": 457})"
-      "\n"
-      R"({"text": "x Assistant: <answer>999999999999999998000000000000000001</answer>", "answer": "999999999999999998000000000000000001"})"
-      "\n");
+  const std::string input =
+      write("m.jsonl", R"({"text": "x Assistant: <answer>56088</answer>", "answer": 56088})"
+                       "\n"
+                       R"({"text": "x Assistant: <answer>56088</answer>", "a": 123, "b": 457})"
+                       "\n"
+                       R"({"text": "x Assistant: <answer>999999999999999998000000000000000001</answer>", )"
+                       R"("answer": "999999999999999998000000000000000001"})"
+                       "\n");
   CliResult r = run("score --task multiplication --input " + input);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto out = lines(r.out);

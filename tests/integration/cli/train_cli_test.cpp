@@ -85,18 +85,19 @@ TEST_P(TrainCliUserErrors, ExitWithCode2AndOneClearLine) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, TrainCliUserErrors,
-    ::testing::Values(
-        UserError{"MisspelledKey", "--config " + shell_quote(kSmoke) + " actor.optim.lrr=1e-6",
-                  "did you mean 'actor.optim.lr'"},
-        UserError{"WrongType", "--config " + shell_quote(kSmoke) + " data.train_batch_size=many",
-                  "'data.train_batch_size' must be int, got 'many'"},
-        UserError{"IndivisibleBatch", "--config " + shell_quote(kSmoke) + " data.train_batch_size=5",
-                  "set actor.ppo_mini_batch_size to a divisor of data.train_batch_size"},
-        UserError{"MissingConfigFile", "--config /nonexistent.yaml", "does not exist"},
-        UserError{"NoConfig", "", "--config FILE is required"},
-        UserError{"UnknownFlag", "--no-such-flag", "--no-such-flag"},
-        UserError{"OverrideWithoutEquals", "--config " + shell_quote(kSmoke) + " notakeyvalue",
-                  "must look like key.path=value"}),
+    ::testing::Values(UserError{"MisspelledKey", "--config " + shell_quote(kSmoke) + " actor.optim.lrr=1e-6",
+                                "did you mean 'actor.optim.lr'"},
+                      UserError{"WrongType",
+                                "--config " + shell_quote(kSmoke) + " data.train_batch_size=many",
+                                "'data.train_batch_size' must be int, got 'many'"},
+                      UserError{"IndivisibleBatch",
+                                "--config " + shell_quote(kSmoke) + " data.train_batch_size=5",
+                                "set actor.ppo_mini_batch_size to a divisor of data.train_batch_size"},
+                      UserError{"MissingConfigFile", "--config /nonexistent.yaml", "does not exist"},
+                      UserError{"NoConfig", "", "--config FILE is required"},
+                      UserError{"UnknownFlag", "--no-such-flag", "--no-such-flag"},
+                      UserError{"OverrideWithoutEquals", "--config " + shell_quote(kSmoke) + " notakeyvalue",
+                                "must look like key.path=value"}),
     [](const ::testing::TestParamInfo<UserError>& info) { return info.param.name; });
 
 TEST(TrainCli, TypoInAFileNamesTheFileAndLine) {
@@ -119,7 +120,8 @@ TEST(TrainCli, EveryShippedConfigIsValidAndItsDryRunFits) {
   }
   EXPECT_GE(count, 10);
   // The 3B PPO recipe on 2 x 80 GB: it fits with the ZeRO-1 the estimate suggests.
-  const std::string three_b = "--config " + shell_quote(std::string(TZ_SOURCE_DIR) + "/configs/countdown-3b.yaml") +
+  const std::string three_b = "--config " +
+                              shell_quote(std::string(TZ_SOURCE_DIR) + "/configs/countdown-3b.yaml") +
                               " --dry-run --world-size 2 --device-memory-gb 80 --model-config " +
                               shell_quote(std::string(TZ_SOURCE_DIR) + "/configs/models/qwen2.5-3b.json");
   auto plain = run_cli(three_b);

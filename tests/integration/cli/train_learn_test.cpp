@@ -67,8 +67,8 @@ class TrainLearn : public ::testing::Test {
       const std::string expr = std::to_string(a) + " " + ops[pick(0, 2)] + " " + std::to_string(b) + " " +
                                ops[pick(0, 2)] + " " + std::to_string(c);
       const std::string prompt = "Using the numbers [" + std::to_string(a) + ", " + std::to_string(b) + ", " +
-                                 std::to_string(c) + "], create an equation that equals " + std::to_string(target) +
-                                 ".\\nAssistant: <think>";
+                                 std::to_string(c) + "], create an equation that equals " +
+                                 std::to_string(target) + ".\\nAssistant: <think>";
       const std::string response =
           pick(0, 3) == 0 ? " " + expr + " </think> <answer>" + expr + "</answer>" : " " + expr + " </think>";
       sft << R"({"prompt": ")" << prompt << R"(", "response": ")" << response << "\"}\n";
@@ -84,9 +84,9 @@ class TrainLearn : public ::testing::Test {
 
   static tinyzero::testing::CliResult train(const std::string& run, const std::string& overrides,
                                             const std::string& model = "") {
-    return run_cli("--config " + shell_quote(dir_ + "/toy.yaml") + " model.path=" +
-                   shell_quote(model.empty() ? dir_ + "/tiny/model" : model) + " trainer.run_dir=" +
-                   shell_quote(dir_ + "/" + run) + " " + overrides);
+    return run_cli("--config " + shell_quote(dir_ + "/toy.yaml") +
+                   " model.path=" + shell_quote(model.empty() ? dir_ + "/tiny/model" : model) +
+                   " trainer.run_dir=" + shell_quote(dir_ + "/" + run) + " " + overrides);
   }
 
   // The rate of `key` over `steps` training lines at the start and at the end of a run must differ by
@@ -116,7 +116,8 @@ class TrainLearn : public ::testing::Test {
 TEST_F(TrainLearn, GrpoLearnsTheAnswerFormat) {
   // 8 prompts x 4 responses per step; KL loss to the reference on, as in the GRPO recipes. lr 5e-4:
   // at 1e-3 the format rate collapsed after step 8 on a 2-core AVX2 EPYC (fp32 OpenBLAS ZEN kernels).
-  auto r = train("grpo", "algorithm.name=grpo actor.optim.lr=5e-4 actor.use_kl_loss=true trainer.total_steps=20", base_);
+  auto r = train(
+      "grpo", "algorithm.name=grpo actor.optim.lr=5e-4 actor.use_kl_loss=true trainer.total_steps=20", base_);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_clear_rise(read_metrics(dir_ + "/grpo"), "reward/format_rate", 3, 32);
 }

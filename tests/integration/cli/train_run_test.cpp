@@ -43,7 +43,6 @@ class TrainRun : public ::testing::Test {
     return tinyzero::testing::read_metrics(dir_ + "/" + run);
   }
 
-
  protected:
   static inline std::string dir_;
 };
@@ -90,10 +89,12 @@ TEST_F(TrainRun, GrpoStepsWriteMetricsAndAHuggingFaceCheckpoint) {
     EXPECT_NEAR(correct / 16, j["val/success_rate/countdown"].get<double>(), 1e-9) << name;
   }
   const fs::path ckpt = fs::path(dir_) / "grpo/checkpoints/step_00000002";
-  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "trainer_state.json", "optimizer.safetensors"})
+  for (const char* f :
+       {"config.json", "model.safetensors", "tokenizer.json", "trainer_state.json", "optimizer.safetensors"})
     EXPECT_TRUE(fs::exists(ckpt / f)) << f;
   // The checkpoint is itself a model directory the CLI (and transformers) can load.
-  auto gen = run_cli("generate --model " + shell_quote(ckpt.string()) + " --prompt 'Using the numbers' --greedy --max-new-tokens 4");
+  auto gen = run_cli("generate --model " + shell_quote(ckpt.string()) +
+                     " --prompt 'Using the numbers' --greedy --max-new-tokens 4");
   EXPECT_EQ(gen.exit_code, 0) << gen.output;
 }
 
@@ -102,8 +103,9 @@ TEST_F(TrainRun, SmokeConfigRunsEveryAlgorithm) {
   const std::vector<std::pair<std::string, std::string>> algorithms = {
       {"drgrpo", "algorithm.norm_adv_by_std=false actor.loss_agg_mode=seq-mean-token-sum-norm"},
       {"rloo", "algorithm.name=rloo"},
-      {"ppo", "algorithm.name=ppo rollout.n=1 data.train_batch_size=8 actor.ppo_mini_batch_size=8 "
-              "algorithm.use_kl_in_reward=true actor.use_kl_loss=false"}};
+      {"ppo",
+       "algorithm.name=ppo rollout.n=1 data.train_batch_size=8 actor.ppo_mini_batch_size=8 "
+       "algorithm.use_kl_in_reward=true actor.use_kl_loss=false"}};
   for (const auto& [name, overrides] : algorithms) {
     auto r = train("smoke_" + name, "trainer.test_freq=0 trainer.save_freq=0 " + overrides);
     ASSERT_EQ(r.exit_code, 0) << name << ": " << r.output;
@@ -124,11 +126,13 @@ TEST_F(TrainRun, SmokeConfigRunsEveryAlgorithm) {
 // N steps straight versus N/2, stop, resume, N/2: identical weights, optimizer state and metrics.
 // PPO also checks the critic and its optimizer.
 void expect_exact_resume(const std::string& name, const std::string& overrides, bool critic) {
-  const std::string common = " trainer.save_freq=2 trainer.test_freq=0 trainer.val_before_train=false " + overrides;
+  const std::string common =
+      " trainer.save_freq=2 trainer.test_freq=0 trainer.val_before_train=false " + overrides;
   const std::string straight = name + "_straight", resumed = name + "_resumed";
   auto full = TrainRun::train(straight, "trainer.total_steps=4" + common);
   ASSERT_EQ(full.exit_code, 0) << full.output;
-  auto first = TrainRun::train(resumed, "trainer.total_steps=2" + common);  // "killed" after step 2's checkpoint
+  auto first =
+      TrainRun::train(resumed, "trainer.total_steps=2" + common);  // "killed" after step 2's checkpoint
   ASSERT_EQ(first.exit_code, 0) << first.output;
   auto second = TrainRun::train(resumed, "trainer.total_steps=4" + common);
   ASSERT_EQ(second.exit_code, 0) << second.output;
@@ -152,9 +156,12 @@ void expect_exact_resume(const std::string& name, const std::string& overrides, 
 TEST_F(TrainRun, ResumeAfterInterruptionMatchesAnUninterruptedRun) { expect_exact_resume("grpo", "", false); }
 
 TEST_F(TrainRun, PpoResumeRestoresTheCriticExactly) {
-  expect_exact_resume("ppo", "algorithm.name=ppo rollout.n=1 data.train_batch_size=8 actor.ppo_mini_batch_size=4 "
-                      "actor.ppo_micro_batch_size=4 critic.ppo_micro_batch_size=2 algorithm.use_kl_in_reward=true "
-                      "actor.use_kl_loss=false", true);
+  expect_exact_resume(
+      "ppo",
+      "algorithm.name=ppo rollout.n=1 data.train_batch_size=8 actor.ppo_mini_batch_size=4 "
+      "actor.ppo_micro_batch_size=4 critic.ppo_micro_batch_size=2 algorithm.use_kl_in_reward=true "
+      "actor.use_kl_loss=false",
+      true);
 }
 
 // Eight prompt/response pairs ("i + 2 + 3") for SFT, written to dir_/sft.jsonl; returns the path.
@@ -162,22 +169,26 @@ std::string write_sft_pairs() {
   const std::string data = TrainRun::dir() + "/sft.jsonl";
   std::ofstream out(data);
   for (int i = 1; i <= 8; ++i)
-    out << nlohmann::json{{"prompt", "Using the numbers [" + std::to_string(i) + ", 2, 3], create an equation that "
-                                     "equals " + std::to_string(i + 5) + ".\nAssistant: <think>"},
-                          {"response", " " + std::to_string(i) + " + 2 + 3 </think> <answer>" + std::to_string(i) +
-                                       " + 2 + 3</answer>"}}
+    out << nlohmann::json{{"prompt", "Using the numbers [" + std::to_string(i) +
+                                         ", 2, 3], create an equation that "
+                                         "equals " +
+                                         std::to_string(i + 5) + ".\nAssistant: <think>"},
+                          {"response", " " + std::to_string(i) + " + 2 + 3 </think> <answer>" +
+                                           std::to_string(i) + " + 2 + 3</answer>"}}
                .dump()
         << "\n";
   return data;
 }
 
-const char* kSftOverrides = " trainer.total_steps=30 actor.optim.lr=3e-3 actor.use_kl_loss=false "
-                            "data.train_batch_size=8 actor.ppo_mini_batch_size=8 actor.ppo_micro_batch_size=4 "
-                            "trainer.test_freq=0 trainer.save_freq=0";
+const char* kSftOverrides =
+    " trainer.total_steps=30 actor.optim.lr=3e-3 actor.use_kl_loss=false "
+    "data.train_batch_size=8 actor.ppo_mini_batch_size=8 actor.ppo_micro_batch_size=4 "
+    "trainer.test_freq=0 trainer.save_freq=0";
 
 TEST_F(TrainRun, SftLearnsItsResponses) {
   // Eight prompt/response pairs; 30 SFT steps over them must cut the response loss well down.
-  auto r = train("sft", "algorithm.name=sft data.train_files=" + shell_quote(write_sft_pairs()) + kSftOverrides);
+  auto r =
+      train("sft", "algorithm.name=sft data.train_files=" + shell_quote(write_sft_pairs()) + kSftOverrides);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto lines = metrics("sft");
   ASSERT_EQ(lines.size(), 30u);
@@ -199,11 +210,14 @@ TEST_F(TrainRun, RlMicroBatchesGiveTheWholeBatchGradient) {
   std::vector<nlohmann::json> step1;
   for (int micro : {1, 4, 16}) {
     const std::string run = "rl_micro" + std::to_string(micro);
-    auto r = train(run, "model.path=" + shell_quote(model) + " trainer.total_steps=1 trainer.test_freq=0 "
-                        "trainer.save_freq=0 trainer.val_before_train=false data.max_response_length=48 " +
-                        shell_quote("rollout.stop=[\"</answer>\"]") + " "
-                        "actor.ppo_micro_batch_size=" + std::to_string(micro) + " rollout.log_prob_micro_batch_size=" +
-                        std::to_string(micro));
+    auto r =
+        train(run, "model.path=" + shell_quote(model) +
+                       " trainer.total_steps=1 trainer.test_freq=0 "
+                       "trainer.save_freq=0 trainer.val_before_train=false data.max_response_length=48 " +
+                       shell_quote("rollout.stop=[\"</answer>\"]") +
+                       " "
+                       "actor.ppo_micro_batch_size=" +
+                       std::to_string(micro) + " rollout.log_prob_micro_batch_size=" + std::to_string(micro));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     auto lines = metrics(run);
     ASSERT_EQ(lines.size(), 1u);
@@ -225,9 +239,11 @@ TEST_F(TrainRun, ReusedSamplerLogProbsGiveTheSameUpdates) {
   // the same weights at the same temperature. Both must give the same losses and gradients.
   std::vector<std::vector<nlohmann::json>> runs;
   for (const std::string reuse : {"false", "true"}) {
-    auto r = train("reuse_" + reuse, "trainer.total_steps=2 trainer.test_freq=0 trainer.save_freq=0 "
-                                     "trainer.val_before_train=false actor.ppo_mini_batch_size=2 "
-                                     "rollout.temperature=0.8 rollout.reuse_log_probs=" + reuse);
+    auto r = train("reuse_" + reuse,
+                   "trainer.total_steps=2 trainer.test_freq=0 trainer.save_freq=0 "
+                   "trainer.val_before_train=false actor.ppo_mini_batch_size=2 "
+                   "rollout.temperature=0.8 rollout.reuse_log_probs=" +
+                       reuse);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     runs.push_back(metrics("reuse_" + reuse));
     ASSERT_EQ(runs.back().size(), 2u);
@@ -255,9 +271,12 @@ TEST_F(TrainRun, SftMicroBatchesGiveTheWholeBatchLoss) {
     std::ofstream out(data);
     for (int i = 0; i < 16; ++i) {
       std::string response;
-      for (int k = 0; k <= (i * 7) % 16; ++k) response += " " + std::to_string(k + i) + "+2=" + std::to_string(k + i + 2) + ",";
-      out << nlohmann::json{{"prompt", "Using the numbers [" + std::to_string(i) + ", 2], create an equation that "
-                                       "equals " + std::to_string(i + 2) + ".\nAssistant: <think>"},
+      for (int k = 0; k <= (i * 7) % 16; ++k)
+        response += " " + std::to_string(k + i) + "+2=" + std::to_string(k + i + 2) + ",";
+      out << nlohmann::json{{"prompt", "Using the numbers [" + std::to_string(i) +
+                                           ", 2], create an equation that "
+                                           "equals " +
+                                           std::to_string(i + 2) + ".\nAssistant: <think>"},
                             {"response", response + " </think> <answer>" + std::to_string(i) + "+2</answer>"}}
                  .dump()
           << "\n";
@@ -266,10 +285,12 @@ TEST_F(TrainRun, SftMicroBatchesGiveTheWholeBatchLoss) {
   std::vector<std::vector<double>> losses;
   for (int micro : {1, 4, 8}) {
     const std::string run = "sft_micro" + std::to_string(micro);
-    auto r = train(run, "algorithm.name=sft data.train_files=" + shell_quote(data) +
-                            " trainer.total_steps=2 actor.optim.lr=3e-3 actor.use_kl_loss=false data.shuffle=false "
-                            "data.train_batch_size=8 actor.ppo_mini_batch_size=8 actor.ppo_micro_batch_size=" +
-                            std::to_string(micro) + " data.max_response_length=256 trainer.test_freq=0 trainer.save_freq=0");
+    auto r = train(
+        run, "algorithm.name=sft data.train_files=" + shell_quote(data) +
+                 " trainer.total_steps=2 actor.optim.lr=3e-3 actor.use_kl_loss=false data.shuffle=false "
+                 "data.train_batch_size=8 actor.ppo_mini_batch_size=8 actor.ppo_micro_batch_size=" +
+                 std::to_string(micro) +
+                 " data.max_response_length=256 trainer.test_freq=0 trainer.save_freq=0");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     losses.emplace_back();
     for (const auto& j : metrics(run)) losses.back().push_back(j["sft/loss"].get<double>());
@@ -278,7 +299,8 @@ TEST_F(TrainRun, SftMicroBatchesGiveTheWholeBatchLoss) {
   EXPECT_NE(losses[0][0], losses[0][1]);  // the first update changed the model
   for (size_t m = 1; m < losses.size(); ++m)
     for (size_t step = 0; step < 2; ++step)
-      EXPECT_NEAR(losses[m][step], losses[0][step], 1e-5 * losses[0][step]) << "micro-batch case " << m << ", step " << step + 1;
+      EXPECT_NEAR(losses[m][step], losses[0][step], 1e-5 * losses[0][step])
+          << "micro-batch case " << m << ", step " << step + 1;
 }
 
 TEST_F(TrainRun, DryRunEstimatesTheShippedModelShapes) {
@@ -287,7 +309,8 @@ TEST_F(TrainRun, DryRunEstimatesTheShippedModelShapes) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("actor weights"));
   EXPECT_THAT(r.output, HasSubstr("fits"));
-  auto missing = run_cli("--config " + shell_quote(kSource + "/configs/smoke.yaml") + " model.path=/nonexistent --dry-run");
+  auto missing = run_cli("--config " + shell_quote(kSource + "/configs/smoke.yaml") +
+                         " model.path=/nonexistent --dry-run");
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_THAT(missing.output, HasSubstr("--model-config"));
 }

@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tinyzero/core/config_diff.h"
 #include "tinyzero/core/errors.h"
 #include "tinyzero/core/files.h"
-#include "tinyzero/core/config_diff.h"
 #include "tinyzero/core/run_dir.h"
 
 namespace fs = std::filesystem;
@@ -22,8 +22,8 @@ namespace {
 class TempDir {
  public:
   TempDir() {
-    path_ = fs::temp_directory_path() / ("tz_config_test_" + std::to_string(::getpid()) + "_" +
-                                         std::to_string(counter_++));
+    path_ = fs::temp_directory_path() /
+            ("tz_config_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -204,35 +204,39 @@ TEST(Config, BatchSizesMustDivide) {
   EXPECT_THAT(msg, HasSubstr("e.g. 50"));
 
   std::string micro = config_error([] {
-    load_config_text("rollout:\n  n: 5\nactor:\n  ppo_mini_batch_size: 4\n  ppo_micro_batch_size: 8\n", "m.yaml");
+    load_config_text("rollout:\n  n: 5\nactor:\n  ppo_mini_batch_size: 4\n  ppo_micro_batch_size: 8\n",
+                     "m.yaml");
   });
   EXPECT_THAT(micro, HasSubstr("divisor of 20"));
   // Dynamic batch size forms micro-batches by tokens: no divisibility needed.
-  EXPECT_NO_THROW(load_config_text(
-      "rollout:\n  n: 5\nactor:\n  ppo_mini_batch_size: 4\n  ppo_micro_batch_size: 8\n  use_dynamic_bsz: true\n",
-      "m.yaml"));
+  EXPECT_NO_THROW(
+      load_config_text("rollout:\n  n: 5\nactor:\n  ppo_mini_batch_size: 4\n  ppo_micro_batch_size: 8\n  "
+                       "use_dynamic_bsz: true\n",
+                       "m.yaml"));
 }
 
 TEST(Config, CriticMicroBatchCheckedOnlyForPpo) {
-  const char* text = "algorithm:\n  name: ppo\nactor:\n  ppo_mini_batch_size: 4\n  ppo_micro_batch_size: 4\n"
-                     "critic:\n  ppo_micro_batch_size: 3\ndata:\n  train_batch_size: 8\n";
-  EXPECT_THAT(config_error([&] { load_config_text(text, "c.yaml"); }), HasSubstr("critic.ppo_micro_batch_size"));
-  EXPECT_NO_THROW(load_config_text(std::string(text) + "rollout:\n  n: 2\n", "c.yaml", {"algorithm.name=grpo",
-                                                                                        "critic.ppo_micro_batch_size=8"}));
+  const char* text =
+      "algorithm:\n  name: ppo\nactor:\n  ppo_mini_batch_size: 4\n  ppo_micro_batch_size: 4\n"
+      "critic:\n  ppo_micro_batch_size: 3\ndata:\n  train_batch_size: 8\n";
+  EXPECT_THAT(config_error([&] { load_config_text(text, "c.yaml"); }),
+              HasSubstr("critic.ppo_micro_batch_size"));
+  EXPECT_NO_THROW(load_config_text(std::string(text) + "rollout:\n  n: 2\n", "c.yaml",
+                                   {"algorithm.name=grpo", "critic.ppo_micro_batch_size=8"}));
 }
 
 TEST(Config, CrossFieldRules) {
-  EXPECT_THAT(config_error([] { load_config_text("algorithm:\n  name: grpo\nrollout:\n  n: 1\n", "g.yaml"); }),
-              HasSubstr("set rollout.n >= 2"));
-  EXPECT_THAT(config_error([] {
-                load_config_text("rollout:\n  n: 4\n  temperature: 0\n", "t.yaml");
-              }),
+  EXPECT_THAT(
+      config_error([] { load_config_text("algorithm:\n  name: grpo\nrollout:\n  n: 1\n", "g.yaml"); }),
+      HasSubstr("set rollout.n >= 2"));
+  EXPECT_THAT(config_error([] { load_config_text("rollout:\n  n: 4\n  temperature: 0\n", "t.yaml"); }),
               HasSubstr("rollout.temperature > 0"));
   EXPECT_THAT(config_error([] { load_config_text("algorithm:\n  name: sft\n", "s.yaml"); }),
               HasSubstr("data.train_files"));
   EXPECT_THAT(config_error([] {
-                load_config_text("rollout:\n  n: 2\nalgorithm:\n  use_kl_in_reward: true\nactor:\n  use_kl_loss: true\n",
-                                 "k.yaml");
+                load_config_text(
+                    "rollout:\n  n: 2\nalgorithm:\n  use_kl_in_reward: true\nactor:\n  use_kl_loss: true\n",
+                    "k.yaml");
               }),
               HasSubstr("counted twice"));
   EXPECT_THAT(config_error([] {
@@ -240,13 +244,15 @@ TEST(Config, CrossFieldRules) {
               }),
               HasSubstr("min_number exceeds max_number"));
   EXPECT_THAT(config_error([] {
-                load_config_text("rollout:\n  n: 2\ndistributed:\n  backend: nccl\ntrainer:\n  device: cpu\n", "d.yaml");
+                load_config_text("rollout:\n  n: 2\ndistributed:\n  backend: nccl\ntrainer:\n  device: cpu\n",
+                                 "d.yaml");
               }),
               HasSubstr("NCCL"));
   EXPECT_THAT(config_error([] {
-                load_config_text("rollout:\n  n: 2\nalgorithm:\n  overlong_buffer:\n    enable: true\n    len: 64\n"
-                                 "data:\n  max_response_length: 64\n",
-                                 "o.yaml");
+                load_config_text(
+                    "rollout:\n  n: 2\nalgorithm:\n  overlong_buffer:\n    enable: true\n    len: 64\n"
+                    "data:\n  max_response_length: 64\n",
+                    "o.yaml");
               }),
               HasSubstr("overlong buffer"));
 }
@@ -267,8 +273,8 @@ TEST(Config, OverridesApplyAfterTheFile) {
   TempDir dir;
   auto path = dir.write("o.yaml", "rollout:\n  n: 4\nactor:\n  optim:\n    lr: 1.0e-6\n");
   LoadedConfig loaded =
-      load_config(path, {"actor.optim.lr=2e-5", "rollout.stop=[\"</answer>\"]", "data.prompt_template=",
-                         "trainer.run_dir=runs/a b", "logging.jsonl=off"});
+      load_config(path, {"actor.optim.lr=2e-5", "rollout.stop=[\"</answer>\"]",
+                         "data.prompt_template=", "trainer.run_dir=runs/a b", "logging.jsonl=off"});
   EXPECT_DOUBLE_EQ(loaded.config.actor.optim.lr, 2e-5);
   ASSERT_EQ(loaded.config.rollout.stop, std::vector<std::string>{"</answer>"});
   EXPECT_EQ(loaded.config.data.prompt_template, "");

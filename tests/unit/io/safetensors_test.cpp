@@ -52,7 +52,8 @@ std::string f32_bytes(std::initializer_list<float> values) {
 TEST(SafetensorsRead, HandBuiltFileGivesItsValues) {
   const std::string header =
       R"({"__metadata__":{"format":"pt","note":"x"},"b":{"dtype":"F32","shape":[3],"data_offsets":[8,20]},)"
-      R"("a":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]},"e":{"dtype":"F16","shape":[0,4],"data_offsets":[20,20]}})";
+      R"("a":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]},)"
+      R"("e":{"dtype":"F16","shape":[0,4],"data_offsets":[20,20]}})";
   TempDir dir;
   const std::string path = dir.file("x.safetensors");
   write_bytes(path, raw_safetensors(header, f32_bytes({1.5f, -2.0f, 3.0f, 0.25f, 1e30f})));

@@ -12,8 +12,9 @@ nlohmann::json qwen2() {
   return nlohmann::json::parse(R"({
     "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 700, "hidden_size": 96,
     "intermediate_size": 256, "num_hidden_layers": 3, "num_attention_heads": 6, "num_key_value_heads": 2,
-    "rope_theta": 1000000.0, "rms_norm_eps": 1e-06, "tie_word_embeddings": true, "max_position_embeddings": 256,
-    "bos_token_id": 699, "eos_token_id": 699, "hidden_act": "silu", "rope_scaling": null, "sliding_window": null,
+    "rope_theta": 1000000.0, "rms_norm_eps": 1e-06, "tie_word_embeddings": true,
+    "max_position_embeddings": 256, "bos_token_id": 699, "eos_token_id": 699, "hidden_act": "silu",
+    "rope_scaling": null, "sliding_window": null,
     "use_sliding_window": false, "torch_dtype": "float32"})");
 }
 

@@ -7,8 +7,8 @@
 
 #include <cmath>
 
-#include "tinyzero/core/config.h"
 #include "support/tensor.h"
+#include "tinyzero/core/config.h"
 #include "tinyzero/core/errors.h"
 #include "tinyzero/rl/kl.h"
 

@@ -270,7 +270,8 @@ TEST(Warmup, CompareEndsEachAttemptWithItsValuesRelationToTheTarget) {
   const auto compared = countdown_warmup_examples(problems, 50, prompt, WarmupOptions{1, 6, true, true}, 2);
   for (size_t i = 0; i < problems.size(); ++i) {
     const std::string t = std::to_string(problems[i].target);
-    std::string stripped = std::regex_replace(compared[i].response, std::regex("[<=>]" + t + "(,| </think>)"), "$1");
+    std::string stripped =
+        std::regex_replace(compared[i].response, std::regex("[<=>]" + t + "(,| </think>)"), "$1");
     EXPECT_EQ(stripped, plain[i].response) << compared[i].response;
     EXPECT_EQ(compared[i].answer_hits, plain[i].answer_hits);
   }
@@ -306,10 +307,10 @@ TEST(Warmup, OrderedLayoutListsEveryCandidateOnceInTheFixedOrder) {
   // (3, 7) then 5: 3+7, 7-3, 3*7 (7/3 is not exact); (3, 5) then 7; (7, 5) then 3; each group's value
   // r with the remaining c as r+c, larger-smaller, r*c, larger/smaller when exact.
   const std::vector<std::string> expected = {
-      "10+5=15", "10-5=5",  "10*5=50", "10/5=2", "4+5=9",   "5-4=1",  "4*5=20",  "21+5=26",
-      "21-5=16", "21*5=105", "8+7=15", "8-7=1",  "8*7=56",  "2+7=9",  "7-2=5",   "2*7=14",
-      "15+7=22", "15-7=8",  "15*7=105", "12+3=15", "12-3=9", "12*3=36", "12/3=4", "2+3=5",
-      "3-2=1",   "2*3=6",   "35+3=38", "35-3=32", "35*3=105"};
+      "10+5=15", "10-5=5",   "10*5=50",  "10/5=2",  "4+5=9",   "5-4=1",   "4*5=20", "21+5=26",
+      "21-5=16", "21*5=105", "8+7=15",   "8-7=1",   "8*7=56",  "2+7=9",   "7-2=5",  "2*7=14",
+      "15+7=22", "15-7=8",   "15*7=105", "12+3=15", "12-3=9",  "12*3=36", "12/3=4", "2+3=5",
+      "3-2=1",   "2*3=6",    "35+3=38",  "35-3=32", "35*3=105"};
   ASSERT_EQ(list.size(), expected.size());
   for (size_t k = 0; k < list.size(); ++k) EXPECT_EQ(list[k].worked, expected[k]) << k;
   EXPECT_EQ(list[0].group, "3+7=10");
@@ -318,7 +319,8 @@ TEST(Warmup, OrderedLayoutListsEveryCandidateOnceInTheFixedOrder) {
   EXPECT_EQ(list[22].expression, "(7+5)/3");
   // Every candidate is a correct equation over all the numbers, and the values are exactly those that
   // random attempts (any pairing order, the same operator rules) can reach.
-  for (const auto& nums : std::vector<std::vector<int64_t>>{{3, 7, 5}, {3, 3, 6}, {1, 1, 9}, {8, 2, 4}, {0, 6, 6}, {4, 9}}) {
+  for (const auto& nums :
+       std::vector<std::vector<int64_t>>{{3, 7, 5}, {3, 3, 6}, {1, 1, 9}, {8, 2, 4}, {0, 6, 6}, {4, 9}}) {
     std::set<int64_t> ordered, random;
     std::set<std::string> groups_seen;
     std::string previous_group;
@@ -365,14 +367,17 @@ TEST(Warmup, OrderedTracesAreTargetBlindPrefixesWrittenByGroup) {
   size_t hits = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     const Problem& p = problems[i % problems.size()];
-    auto count = [](const std::string& r) { return std::count(r.begin(), r.end(), ',') + std::count(r.begin(), r.end(), ';') + 1; };
+    auto count = [](const std::string& r) {
+      return std::count(r.begin(), r.end(), ',') + std::count(r.begin(), r.end(), ';') + 1;
+    };
     EXPECT_EQ(count(a[i].response), count(b[i].response)) << a[i].response;
     const auto n = static_cast<size_t>(count(a[i].response));
     ASSERT_LE(n, 20u);
     ++lengths[n];
     // The trace is the first n candidates, the answer the last of them.
     const auto all = ordered_countdown_attempts(p.nums);
-    const std::vector<CountdownAttempt> first(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min(n, all.size())));
+    const std::vector<CountdownAttempt> first(
+        all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min(n, all.size())));
     EXPECT_EQ(a[i].response, countdown_warmup_response(first, first.size() - 1, p.target));
     EXPECT_EQ(a[i].answer_hits, first.back().value == p.target);
     EXPECT_EQ(score_countdown_tinyzero(a[i].response, p, RewardWeights{}).correct, a[i].answer_hits);

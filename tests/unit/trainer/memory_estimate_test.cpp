@@ -10,11 +10,19 @@ namespace {
 using ::testing::HasSubstr;
 
 TransformerConfig tiny_model() {
-  nlohmann::json j = {{"architectures", {"Qwen2ForCausalLM"}}, {"model_type", "qwen2"},
-                      {"vocab_size", 512}, {"hidden_size", 256}, {"intermediate_size", 688},
-                      {"num_hidden_layers", 4}, {"num_attention_heads", 8}, {"num_key_value_heads", 2},
-                      {"max_position_embeddings", 2048}, {"rope_theta", 10000.0}, {"rms_norm_eps", 1e-6},
-                      {"tie_word_embeddings", true}, {"hidden_act", "silu"}};
+  nlohmann::json j = {{"architectures", {"Qwen2ForCausalLM"}},
+                      {"model_type", "qwen2"},
+                      {"vocab_size", 512},
+                      {"hidden_size", 256},
+                      {"intermediate_size", 688},
+                      {"num_hidden_layers", 4},
+                      {"num_attention_heads", 8},
+                      {"num_key_value_heads", 2},
+                      {"max_position_embeddings", 2048},
+                      {"rope_theta", 10000.0},
+                      {"rms_norm_eps", 1e-6},
+                      {"tie_word_embeddings", true},
+                      {"hidden_act", "silu"}};
   return parse_transformer_config(j, "test");
 }
 
@@ -81,7 +89,8 @@ TEST(MemoryEstimate, KvCacheOfTheRolloutBatch) {
   TrainConfig c = small_run();
   // 16 prompts x 4 samples = 64 rows per rank, capped by rollout.micro_batch_size = 32.
   MemoryEstimate e = estimate_memory(c, m, 1);
-  const double kv = 32.0 * 128 /*tokens*/ * 2 /*K,V*/ * 4 /*layers*/ * 2 /*kv heads*/ * 32 /*head dim*/ * 4 /*fp32*/;
+  const double kv =
+      32.0 * 128 /*tokens*/ * 2 /*K,V*/ * 4 /*layers*/ * 2 /*kv heads*/ * 32 /*head dim*/ * 4 /*fp32*/;
   const double logits = 32.0 * 512 * 4 * 2;
   EXPECT_EQ(e.rollout_peak.bytes, kv + logits);
   // Two ranks share the batch: 32 rows each still.

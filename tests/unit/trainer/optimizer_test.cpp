@@ -22,7 +22,9 @@ TEST(AdamW, MatchesLibTorchAdamWOverSeveralSteps) {
   auto a = torch::randn({5, 3}).requires_grad_(true);
   auto b = a.detach().clone().requires_grad_(true);
   AdamW ours({{"w", a}}, c);
-  torch::optim::AdamW theirs({b}, torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).eps(c.eps).weight_decay(c.weight_decay));
+  torch::optim::AdamW theirs(
+      {b},
+      torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).eps(c.eps).weight_decay(c.weight_decay));
   for (int step = 0; step < 5; ++step) {
     auto target = torch::randn({5, 3});
     ours.zero_grad();
@@ -84,9 +86,9 @@ TEST(LearningRate, WarmupConstantAndCosine) {
   EXPECT_DOUBLE_EQ(learning_rate_at(c, 10, 20), 1.0);
   c.schedule = "cosine";
   c.min_lr_ratio = 0.1;
-  EXPECT_DOUBLE_EQ(learning_rate_at(c, 4, 20), 1.0);                     // start of the cosine
-  EXPECT_NEAR(learning_rate_at(c, 12, 20), 0.1 + 0.9 * 0.5, 1e-12);      // halfway: cos(pi/2) = 0
-  EXPECT_NEAR(learning_rate_at(c, 20, 20), 0.1, 1e-12);                  // the end
+  EXPECT_DOUBLE_EQ(learning_rate_at(c, 4, 20), 1.0);                 // start of the cosine
+  EXPECT_NEAR(learning_rate_at(c, 12, 20), 0.1 + 0.9 * 0.5, 1e-12);  // halfway: cos(pi/2) = 0
+  EXPECT_NEAR(learning_rate_at(c, 20, 20), 0.1, 1e-12);              // the end
 }
 
 TEST(GradClip, ScalesToMaxNormAndReportsTheNormBefore) {

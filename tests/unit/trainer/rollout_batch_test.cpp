@@ -9,7 +9,8 @@ namespace tinyzero {
 namespace {
 
 // A batch of `groups` prompts x `n` rows, prompt length P, responses of the given lengths (R = max).
-RolloutBatch make_batch(int64_t groups, int64_t n, int64_t P, const std::vector<int64_t>& lengths, int64_t base) {
+RolloutBatch make_batch(int64_t groups, int64_t n, int64_t P, const std::vector<int64_t>& lengths,
+                        int64_t base) {
   const int64_t B = groups * n, R = *std::max_element(lengths.begin(), lengths.end());
   RolloutBatch r;
   r.prompt_len = P;
