@@ -25,7 +25,7 @@ shift
 [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "launch-local: N must be a positive integer, got '$n'" >&2; usage; }
 if [ "${1:-}" = "--" ]; then shift; fi
 
-if [ $# -gt 0 ] && [[ "$1" != -* ]] && { [[ "$1" == */* && -x "$1" ]] || command -v "$1" >/dev/null 2>&1; }; then
+if [ $# -gt 0 ] && [[ "$1" != -* ]] && { [[ "$1" == */* && -x "$1" ]] || type -P "$1" >/dev/null 2>&1; }; then
   cmd=("$@")
 else
   here=$(cd "$(dirname "$0")/.." && pwd)

@@ -448,6 +448,37 @@ double ProcessGroup::all_reduce(double value, ReduceOp op) {
   return all_reduce(std::vector<double>{value}, op)[0];
 }
 
+std::vector<std::string> ProcessGroup::all_gather_strings(const std::string& mine) {
+  if (!impl_) return {mine};
+  std::vector<double> lengths(static_cast<size_t>(world_size_), 0.0);
+  lengths[static_cast<size_t>(rank_)] = static_cast<double>(mine.size());
+  lengths = reduce_values(*impl_, std::move(lengths), ReduceOp::kSum, "all_gather_strings");
+  // One byte tensor per rank with something to send, broadcast from that rank (one launch of buckets).
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> bytes;
+  std::vector<int> owners;
+  for (int r = 0; r < world_size_; ++r) {
+    const auto n = static_cast<int64_t>(lengths[static_cast<size_t>(r)]);
+    if (n == 0) continue;
+    if (r == rank_) {
+      auto host = at::from_blob(const_cast<char*>(mine.data()), {n}, at::kByte);
+      bytes.push_back(host.to(impl_->device, /*non_blocking=*/false, /*copy=*/true));
+    } else {
+      bytes.push_back(at::empty({n}, at::TensorOptions().dtype(at::kByte).device(impl_->device)));
+    }
+    owners.push_back(r);
+  }
+  if (!bytes.empty())
+    PendingCollective(launch_buckets(impl_, "all_gather_strings", bytes, owners, kDefaultBucketBytes)).wait();
+  std::vector<std::string> out(static_cast<size_t>(world_size_));
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    const at::Tensor host = bytes[i].to(at::kCPU).contiguous();
+    const auto* data = reinterpret_cast<const char*>(host.data_ptr<uint8_t>());
+    out[static_cast<size_t>(owners[i])].assign(data, data + host.numel());
+  }
+  return out;
+}
+
 void ProcessGroup::barrier() {
   if (!impl_) return;
   // An all-reduce of one value on the group's device: the same code path (and timeout) on Gloo and NCCL,

@@ -13,14 +13,6 @@ namespace tinyzero {
 
 namespace {
 
-// The device of this process: trainer.device (auto: CUDA when there is one), the local rank's GPU.
-at::Device pick_device(const TrainConfig& c, const DistEnv& env) {
-  at::Device device(c.trainer.device == "cuda" ? at::kCUDA : at::kCPU);
-  if (c.trainer.device == "auto" && torch::cuda::is_available()) device = at::Device(at::kCUDA);
-  if (device.is_cuda()) device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
-  return device;
-}
-
 void check_world_size(const TrainConfig& c, const DistEnv& env, bool sft) {
   const int64_t w = env.world_size;
   if (c.data.train_batch_size % w != 0 || (!sft && c.actor.ppo_mini_batch_size % w != 0))
@@ -32,23 +24,6 @@ void check_world_size(const TrainConfig& c, const DistEnv& env, bool sft) {
     throw ConfigError(
         "algorithm.filter_groups (DAPO dynamic sampling) runs on one process only in this version; "
         "set algorithm.filter_groups=false or run a single rank");
-}
-
-// model.autocast_bf16 for this device, with a word on what auto chose or a warning on slow hardware.
-bool pick_autocast(const TrainConfig& c, const at::Device& device) {
-  const bool on = resolve_autocast_bf16(c.model.autocast_bf16, device.is_cuda() ? "cuda" : "cpu");
-  if (device.is_cpu() && !cpu_has_native_bf16() && on) {
-    logging::warn(
-        "model.autocast_bf16=true on a CPU without native bf16 matmul (no avx512_bf16, amx_bf16 or bf16 in "
-        "/proc/cpuinfo): bf16 matmuls run 10-30x slower than fp32 here; set model.autocast_bf16=auto or "
-        "false");
-  } else if (c.model.autocast_bf16 == "auto") {
-    const char* why = !on                ? "off (this CPU has no native bf16 matmul; matmuls in fp32)"
-                      : device.is_cuda() ? "on (CUDA)"
-                                         : "on (this CPU has native bf16 matmul)";
-    logging::info("model.autocast_bf16=auto: bf16 autocast {}", why);
-  }
-  return on;
 }
 
 void load_data(TrainContext& s) {
@@ -112,6 +87,38 @@ void load_models(TrainContext& s) {
 }
 
 }  // namespace
+
+at::Device pick_device(const TrainConfig& c, const DistEnv& env) {
+  at::Device device(c.trainer.device == "cuda" ? at::kCUDA : at::kCPU);
+  if (c.trainer.device == "auto" && torch::cuda::is_available()) device = at::Device(at::kCUDA);
+  if (!device.is_cuda()) return device;
+  // One GPU per rank: cuda:<local rank> when the rank sees all of the node's GPUs (torchrun), cuda:0 when
+  // the launcher shows each task only its own (SLURM --gpus-per-task=1, CUDA_VISIBLE_DEVICES per rank).
+  const auto count = static_cast<int>(torch::cuda::device_count());
+  const int index = count == 1 ? 0 : env.local_rank;
+  if (index >= count)
+    throw ConfigError("local rank " + std::to_string(env.local_rank) + " has no GPU: this process sees " +
+                      std::to_string(count) +
+                      " CUDA device(s); start at most one rank per visible GPU, or give each rank its "
+                      "own GPU (CUDA_VISIBLE_DEVICES, SLURM --gpus-per-task=1)");
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+bool pick_autocast(const TrainConfig& c, const at::Device& device) {
+  const bool on = resolve_autocast_bf16(c.model.autocast_bf16, device.is_cuda() ? "cuda" : "cpu");
+  if (device.is_cpu() && !cpu_has_native_bf16() && on) {
+    logging::warn(
+        "model.autocast_bf16=true on a CPU without native bf16 matmul (no avx512_bf16, amx_bf16 or bf16 in "
+        "/proc/cpuinfo): bf16 matmuls run 10-30x slower than fp32 here; set model.autocast_bf16=auto or "
+        "false");
+  } else if (c.model.autocast_bf16 == "auto") {
+    const char* why = !on                ? "off (this CPU has no native bf16 matmul; matmuls in fp32)"
+                      : device.is_cuda() ? "on (CUDA)"
+                                         : "on (this CPU has native bf16 matmul)";
+    logging::info("model.autocast_bf16=auto: bf16 autocast {}", why);
+  }
+  return on;
+}
 
 std::unique_ptr<TrainContext> make_train_context(const TrainConfig& config) {
   auto context = std::make_unique<TrainContext>();

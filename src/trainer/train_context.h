@@ -69,6 +69,12 @@ struct TrainContext {
   void place_critic(bool in_use);
 };
 
+// The device of this process: trainer.device (auto: CUDA when there is one); on CUDA the local rank's GPU,
+// or cuda:0 when the process sees one GPU only. Throws ConfigError when the local rank has no GPU.
+at::Device pick_device(const TrainConfig& c, const DistEnv& env);
+// model.autocast_bf16 resolved for `device` (logs what auto chose; warns on a CPU without native bf16).
+bool pick_autocast(const TrainConfig& c, const at::Device& device);
+
 // Builds the context of a run (without resuming): device, process group, tokenizer, task and data,
 // actor, reference, critic and their optimizers, stop tokens. Throws ConfigError / Error / IoError.
 std::unique_ptr<TrainContext> make_train_context(const TrainConfig& config);

@@ -93,6 +93,10 @@ class ProcessGroup {
   std::vector<double> all_reduce(std::vector<double> values, ReduceOp op);
   double all_reduce(double value, ReduceOp op);
 
+  // Every rank's `mine`, in rank order, on every rank (results and logs of evaluation); the bytes travel
+  // through the group's device like any tensor (a few MB at most is the intended use).
+  std::vector<std::string> all_gather_strings(const std::string& mine);
+
   // Returns once every rank has called it (or throws after the timeout).
   void barrier();
 

@@ -206,6 +206,15 @@ TEST(DistWorker, Collectives) {
     }
   }
 
+  // Strings of every rank, in rank order, on every rank; an empty one (rank 1) and bytes of every value.
+  {
+    std::string mine = rank == 1 ? "" : "rank " + std::to_string(rank) + std::string(1, '\0') + "\xff\n";
+    const auto all = pg->all_gather_strings(mine);
+    ASSERT_EQ(all.size(), static_cast<size_t>(world));
+    for (int r = 0; r < world; ++r)
+      EXPECT_EQ(all[r], r == 1 ? "" : "rank " + std::to_string(r) + std::string(1, '\0') + "\xff\n");
+  }
+
   // Misuse is reported, not hung on: tensors on the wrong device are refused before any communication.
   std::vector<at::Tensor> undefined{at::Tensor()};
   EXPECT_THROW(pg->all_reduce_sum(undefined), Error);
@@ -366,6 +375,8 @@ TEST(DistWorker, NcclCollectives) {
   pg->broadcast_from_owners(owned, {1, 0}, 256);
   EXPECT_TRUE(at::equal(owned[0].cpu(), at::full({100}, 1.0)));
   EXPECT_TRUE(at::equal(owned[1].cpu(), at::full({50}, 0.0)));
+  EXPECT_EQ(pg->all_gather_strings("from " + std::to_string(rank)),
+            (std::vector<std::string>{"from 0", "from 1"}));
   std::vector<at::Tensor> wrong{at::ones({3})};
   EXPECT_THROW(pg->all_reduce_sum(wrong), Error);  // a CPU tensor on an NCCL group
   pg->barrier();
