@@ -113,10 +113,12 @@ EvalResult evaluate(const TrainConfig& config, const EvalOptions& options) {
   const int64_t end_batch = batches * (pg->rank() + 1) / pg->world_size();
   const int64_t begin = std::min(total, first_batch * per_batch),
                 end = std::min(total, end_batch * per_batch);
-  logging::info(
-      "eval: {} {} problems x {} response(s), {} on {} rank(s)", total, result.task, n,
-      options.temperature == 0 ? std::string("greedy") : "temperature " + std::to_string(options.temperature),
-      pg->world_size());
+  if (options.temperature == 0)
+    logging::info("eval: {} {} problems x {} response(s), greedy, on {} rank(s)", total, result.task, n,
+                  pg->world_size());
+  else
+    logging::info("eval: {} {} problems x {} response(s), temperature {:g}, on {} rank(s)", total,
+                  result.task, n, options.temperature, pg->world_size());
 
   const auto t0 = std::chrono::steady_clock::now();
   ProgressBar bar("eval", (end - begin) * n, options.progress && pg->is_main());
