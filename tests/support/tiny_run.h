@@ -35,6 +35,13 @@ inline std::string make_tiny_model(const std::string& out_dir) {
   return std::system(cmd.c_str()) == 0 ? "" : "make-tiny-model.sh failed:\n" + read_file(log);
 }
 
+// `ranks` ranks of `tinyzero-train ARGS` started by scripts/launch-local.sh from the source directory
+// (relative paths in `args` are the repository's), each output line prefixed with "[rank i] ".
+inline CliResult launch_local(int ranks, const std::string& args) {
+  return run_shell("cd " + shell_quote(TZ_SOURCE_DIR) + " && TINYZERO_BIN=" + shell_quote(TZ_CLI_PATH) +
+                   " bash scripts/launch-local.sh " + std::to_string(ranks) + " -- " + args);
+}
+
 // Every non-empty line of a JSONL file, parsed.
 inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   std::vector<nlohmann::json> out;

@@ -16,15 +16,12 @@ using tinyzero::testing::shell_quote;
 
 namespace {
 
-const std::string kSource = TZ_SOURCE_DIR;
-
 tinyzero::testing::CliResult eval_on(int ranks, const std::string& out) {
-  return tinyzero::testing::run_shell(
-      "cd " + shell_quote(kSource) + " && TINYZERO_BIN=" + shell_quote(TZ_CLI_PATH) +
-      " bash scripts/launch-local.sh " + std::to_string(ranks) +
-      " -- eval tests/data/tiny-demo-warm --config configs/tiny/grpo.yaml --limit 14 --samples 4 -t 1"
-      " --seed 3 -o " +
-      shell_quote(out) + " rollout.micro_batch_size=12 trainer.threads=1");
+  return tinyzero::testing::launch_local(ranks,
+                                         "eval tests/data/tiny-demo-warm --config configs/tiny/grpo.yaml "
+                                         "--limit 14 --samples 4 -t 1 --seed 3 -o " +
+                                             shell_quote(out) +
+                                             " rollout.micro_batch_size=12 trainer.threads=1");
 }
 
 TEST(EvalDist, TwoRanksGiveTheResponsesAndSummaryOfOne) {

@@ -68,9 +68,7 @@ class TrainDist : public ::testing::Test {
   }
   static tinyzero::testing::CliResult ranks(int n, const std::string& run,
                                             const std::string& overrides = "") {
-    return tinyzero::testing::run_shell(
-        "cd " + shell_quote(kSource) + " && TINYZERO_BIN=" + shell_quote(TZ_CLI_PATH) +
-        " bash scripts/launch-local.sh " + std::to_string(n) + " -- " + args(run, overrides));
+    return tinyzero::testing::launch_local(n, args(run, overrides));
   }
   static std::string ckpt(const std::string& run, const std::string& file) {
     return dir_ + "/" + run + "/checkpoints/step_00000003/" + file;
