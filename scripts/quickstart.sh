@@ -10,7 +10,7 @@
 #   (the arguments go to `tinyzero-train recipe configs/tiny/demo.yaml`; its --help lists the options)
 #   QUICK=1 bash scripts/quickstart.sh         # --profile quick: a few minutes' check (too short to learn)
 #   FROM_SCRATCH=1 bash scripts/quickstart.sh  # --from-scratch: make the warm-up too (tokenizer, model,
-#                                              # two corpora, two SFT legs; about 50 minutes on 2 cores)
+#                                              # two corpora, two SFT legs; about 55 minutes on 2 cores)
 #   SMOKE=1 bash scripts/quickstart.sh         # --profile smoke: 2 GRPO steps of configs/smoke.yaml on a
 #                                              # random tiny model, in a new runs/smoke-DATE
 #   DEMO_DIR=runs/my-demo bash scripts/quickstart.sh actor.optim.lr=5e-5   # --dir DIR, a GRPO override
