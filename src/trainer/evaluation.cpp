@@ -57,16 +57,10 @@ void check_options(const EvalOptions& o, std::vector<int64_t>& ks) {
 // The problems to evaluate: the file's, or the config's held-out set; the first `limit` of them.
 std::vector<Problem> eval_problems(const TrainConfig& c, const Task& task, const EvalOptions& o,
                                    const Tokenizer& tokenizer) {
-  DataConfig data = c.data;
-  if (!o.data_file.empty()) data.val_files = o.data_file;
-  std::vector<Problem> problems;
-  if (!data.val_files.empty()) {
-    problems = read_problem_files(task.kind(), data.val_files);
-  } else {
-    // Generated validation problems do not depend on the training set unless it comes from files.
-    if (data.train_files.empty()) data.train_size = 1;
-    problems = load_problem_sets(data).val;
-  }
+  TrainConfig settings = c;
+  if (!o.data_file.empty()) settings.data.val_files = o.data_file;
+  const DataConfig& data = settings.data;
+  std::vector<Problem> problems = load_validation_problems(settings);
   if (problems.empty())
     throw ConfigError("no problems to evaluate: " +
                       (data.val_files.empty() ? std::string("data.val_size is 0; set it or give --data FILE")
@@ -75,9 +69,7 @@ std::vector<Problem> eval_problems(const TrainConfig& c, const Task& task, const
     problems.resize(static_cast<size_t>(o.limit));
   ProblemSets sets;
   sets.val = problems;
-  check_problem_sets(sets, task, data, [&](const std::string& text) -> int64_t {
-    return static_cast<int64_t>(tokenizer.encode(text, false).size());
-  });
+  check_problem_sets(sets, task, data, prompt_token_counter(tokenizer));
   return problems;
 }
 

@@ -31,10 +31,7 @@ void load_data(TrainContext& s) {
   s.task = make_task(c.data, c.reward);
   if (s.is_sft()) {
     s.sft_examples = read_sft_examples(c.data.train_files);
-    DataConfig val_only = c.data;
-    val_only.train_files.clear();
-    val_only.train_size = 1;
-    s.problems.val = load_problem_sets(val_only).val;
+    s.problems.val = load_validation_problems(c);
     s.cursor = std::make_unique<DataCursor>(static_cast<int64_t>(s.sft_examples.size()), c.data.seed,
                                             c.data.shuffle);
   } else {
@@ -44,9 +41,7 @@ void load_data(TrainContext& s) {
   }
   // Every problem checked before the first step (file:line in the errors): prompt length, numbers,
   // solvability.
-  check_problem_sets(s.problems, *s.task, c.data, [&](const std::string& text) -> int64_t {
-    return static_cast<int64_t>(s.tokenizer->encode(text, false).size());
-  });
+  check_problem_sets(s.problems, *s.task, c.data, prompt_token_counter(*s.tokenizer));
   logging::info("data: {} training {}, {} validation problems",
                 s.is_sft() ? s.sft_examples.size() : s.problems.train.size(),
                 s.is_sft() ? "examples" : "problems", s.problems.val.size());
@@ -87,6 +82,22 @@ void load_models(TrainContext& s) {
 }
 
 }  // namespace
+
+std::vector<Problem> load_validation_problems(const TrainConfig& c) {
+  DataConfig data = c.data;
+  // The training set matters only when it comes from problem files and the validation set is generated
+  // (disjoint from it); SFT's data.train_files holds examples, not problems.
+  if (parse_algorithm(c.algorithm.name) == Algorithm::kSft || !data.val_files.empty())
+    data.train_files.clear();
+  if (data.train_files.empty()) data.train_size = 1;
+  return load_problem_sets(data).val;
+}
+
+TokenCounter prompt_token_counter(const Tokenizer& tokenizer) {
+  return [&tokenizer](const std::string& text) -> int64_t {
+    return static_cast<int64_t>(tokenizer.encode(text, false).size());
+  };
+}
 
 at::Device pick_device(const TrainConfig& c, const DistEnv& env) {
   at::Device device(c.trainer.device == "cuda" ? at::kCUDA : at::kCPU);

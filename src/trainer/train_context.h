@@ -69,6 +69,12 @@ struct TrainContext {
   void place_critic(bool in_use);
 };
 
+// The held-out problems of a run's config (data.val_files, else generated from data.seed), without
+// generating or reading a training set that cannot change them (SFT: data.train_files holds examples).
+std::vector<Problem> load_validation_problems(const TrainConfig& c);
+// Prompt tokens as the run encodes them, for check_problem_sets (`tokenizer` must outlive the result).
+TokenCounter prompt_token_counter(const Tokenizer& tokenizer);
+
 // The device of this process: trainer.device (auto: CUDA when there is one); on CUDA the local rank's GPU,
 // or cuda:0 when the process sees one GPU only. Throws ConfigError when the local rank has no GPU.
 at::Device pick_device(const TrainConfig& c, const DistEnv& env);
