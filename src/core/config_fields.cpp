@@ -93,7 +93,9 @@ void RolloutConfig::describe(Schema& s) {
   s.field("top_k", &top_k, 0, "sample among the k most likely tokens; 0 = off", Check::non_negative());
   s.field("stop", &stop, std::vector<std::string>{}, "stop strings besides EOS, e.g. [\"</answer>\"]");
   s.field("micro_batch_size", &micro_batch_size, 256,
-          "sequences generated together (KV cache memory grows with it)", Check::at_least(1));
+          "rows decoding at once (continuous batching: a row that ends hands its slot to the next "
+          "sample; KV cache memory grows with it)",
+          Check::at_least(1));
   s.field("log_prob_micro_batch_size", &log_prob_micro_batch_size, 16,
           "sequences per forward pass for old/reference log-probs and values", Check::at_least(1));
   s.field("val_temperature", &val_temperature, 0.0, "temperature of validation; 0 = greedy",

@@ -40,7 +40,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["layer"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(layer));
     ctx->saved_data["autocast"] = autocast_enabled(x.device());
     torch::NoGradGuard no_grad;
-    return layer->forward(x, ForwardTables{cos, sin, bias});
+    return layer->forward(x, ForwardTables{cos, sin, bias, {}});
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_out) {
@@ -52,7 +52,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     {
       torch::AutoGradMode grad_on(true);
       AutocastGuard autocast(x.device(), ctx->saved_data["autocast"].toBool());
-      out = layer->forward(x, ForwardTables{saved[1], saved[2], saved[3]});
+      out = layer->forward(x, ForwardTables{saved[1], saved[2], saved[3], {}});
     }
     torch::autograd::backward({out}, {grad_out[0]});
     return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
@@ -138,10 +138,25 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const ForwardTables& tabl
   if (cache != nullptr) {
     at::Tensor& ck = cache->k[layer];
     at::Tensor& cv = cache->v[layer];
-    ck.narrow(2, offset, T).copy_(k.transpose(1, 2));
-    cv.narrow(2, offset, T).copy_(v.transpose(1, 2));
-    keys = ck.narrow(2, 0, offset + T);
-    values = cv.narrow(2, 0, offset + T);
+    if (tables.write_index.defined()) {  // one new key per row, each at its own column
+      // Rows (b, h) of the cache seen as (B * KV * C, D): index_copy_, not scatter_, whose CPU kernel
+      // copies the whole cache to fp32 and back when it is bf16.
+      const int64_t S = tables.attn_bias.size(-1), C = ck.size(2);
+      at::Tensor rows = at::arange(B * kv_heads_, tables.write_index.options())
+                            .mul_(C)
+                            .add_(tables.write_index.repeat_interleave(kv_heads_));
+      ck.view({-1, head_dim_})
+          .index_copy_(0, rows, k.reshape({B * kv_heads_, head_dim_}).to(ck.scalar_type()));
+      cv.view({-1, head_dim_})
+          .index_copy_(0, rows, v.reshape({B * kv_heads_, head_dim_}).to(cv.scalar_type()));
+      keys = ck.narrow(2, 0, S);
+      values = cv.narrow(2, 0, S);
+    } else {
+      ck.narrow(2, offset, T).copy_(k.transpose(1, 2));
+      cv.narrow(2, offset, T).copy_(v.transpose(1, 2));
+      keys = ck.narrow(2, 0, offset + T);
+      values = cv.narrow(2, 0, offset + T);
+    }
   } else {
     keys = k.transpose(1, 2);
     values = v.transpose(1, 2);
@@ -285,6 +300,36 @@ at::Tensor CausalLMImpl::forward(const at::Tensor& ids, const at::Tensor& attent
   return logits(hidden_states(ids, mask, pos));
 }
 
+ForwardTables CausalLMImpl::rotary_tables(const at::Tensor& position_ids, at::ScalarType dtype) {
+  // Rotary tables (fp32, as Hugging Face computes them), shared by every layer.
+  const at::Device dev = device();
+  at::Tensor freqs = position_ids.to(dev).to(at::kFloat).unsqueeze(-1) * rope_inv_freq(dev);  // (B, T, D/2)
+  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(2);                                  // (B, T, 1, D)
+  ForwardTables tables;
+  tables.cos = emb.cos().to(dtype);
+  tables.sin = emb.sin().to(dtype);
+  return tables;
+}
+
+at::Tensor CausalLMImpl::decode_hidden_states(const at::Tensor& tokens, const at::Tensor& positions,
+                                              KVCache& cache, const at::Tensor& write_index,
+                                              const at::Tensor& key_bias) {
+  const int64_t A = tokens.size(0), S = key_bias.size(1);
+  if (tokens.dim() != 2 || tokens.size(1) != 1 || positions.sizes() != tokens.sizes() ||
+      write_index.dim() != 1 || write_index.size(0) != A || key_bias.size(0) != A || S > cache.capacity()) {
+    throw Error("decode step shapes disagree: tokens " + std::to_string(A) + " rows, key bias [" +
+                std::to_string(key_bias.size(0)) + ", " + std::to_string(S) + "], cache capacity " +
+                std::to_string(cache.capacity()));
+  }
+  at::Tensor x = model->embed_tokens(tokens);  // (A, 1, hidden)
+  ForwardTables tables = rotary_tables(positions, x.scalar_type());
+  tables.attn_bias = key_bias.view({A, 1, 1, 1, S});
+  tables.write_index = write_index;
+  int64_t i = 0;
+  for (auto& m : *model->layers) x = m->as<DecoderLayerImpl>()->forward(x, tables, &cache, i++, 0);
+  return model->norm(x);
+}
+
 at::Tensor CausalLMImpl::hidden_states(const at::Tensor& ids, const at::Tensor& key_mask,
                                        const at::Tensor& position_ids, KVCache* cache, int64_t offset,
                                        std::vector<at::Tensor>* layer_outputs, const at::Tensor& key_bias) {
@@ -306,13 +351,8 @@ at::Tensor CausalLMImpl::hidden_states(const at::Tensor& ids, const at::Tensor& 
   at::Tensor x = model->embed_tokens(ids.to(dev));  // (B, T, hidden)
   if (layer_outputs) layer_outputs->push_back(x);
 
-  // Rotary tables (fp32, as Hugging Face computes them), shared by every layer.
+  ForwardTables tables = rotary_tables(position_ids, x.scalar_type());
   auto f32 = at::TensorOptions().dtype(at::kFloat).device(dev);
-  at::Tensor freqs = position_ids.to(dev).to(at::kFloat).unsqueeze(-1) * rope_inv_freq(dev);  // (B, T, D/2)
-  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(2);                                  // (B, T, 1, D)
-  ForwardTables tables;
-  tables.cos = emb.cos().to(x.scalar_type());
-  tables.sin = emb.sin().to(x.scalar_type());
 
   // Mask: query t (cache column offset + t) sees real keys s <= offset + t, and always itself (so a
   // padding query row stays finite; its output is never used).

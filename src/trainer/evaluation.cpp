@@ -95,16 +95,13 @@ EvalResult evaluate(const TrainConfig& config, const EvalOptions& options) {
   const int64_t pad = tokenizer->pad_id().value_or(eos.front());
   const Sampler sampler{*model, *tokenizer, *task, c, device, autocast, eos, pad};
 
-  // Whole generate batches (rollout.micro_batch_size rows) go to ranks in contiguous runs, each seeded by
-  // its first problem's index: the same batches, so the same responses, on any number of ranks.
+  // Each rank takes a contiguous share of the problems in one generate call; a sample's random stream
+  // is keyed by its problem's index, so the responses are the same on any number of ranks.
   const int64_t n = options.samples;
   const auto total = static_cast<int64_t>(problems.size());
-  const int64_t per_batch = std::max<int64_t>(1, c.rollout.micro_batch_size / n);
-  const int64_t batches = (total + per_batch - 1) / per_batch;
-  const int64_t first_batch = batches * pg->rank() / pg->world_size();
-  const int64_t end_batch = batches * (pg->rank() + 1) / pg->world_size();
-  const int64_t begin = std::min(total, first_batch * per_batch),
-                end = std::min(total, end_batch * per_batch);
+  const int64_t begin = total * pg->rank() / pg->world_size(),
+                end = total * (pg->rank() + 1) / pg->world_size();
+  const int64_t per_batch = std::max<int64_t>(1, end - begin);
   if (options.temperature == 0)
     logging::info("eval: {} {} problems x {} response(s), greedy, on {} rank(s)", total, result.task, n,
                   pg->world_size());

@@ -65,73 +65,60 @@ GenerateOptions generate_options(const Sampler& s, int64_t n, bool greedy, doubl
   return opt;
 }
 
-// n responses to each of problems [start, end), as rows of one batch (groups 0..end-start-1).
-RolloutBatch generate_chunk(const Sampler& s, const std::vector<Problem>& problems, size_t start, size_t end,
-                            int64_t n, const GenerateOptions& opt) {
+}  // namespace
+
+RolloutBatch generate_rollouts(const Sampler& s, const std::vector<Problem>& problems, int64_t n, bool greedy,
+                               double temperature, uint64_t seed, ProgressBar* progress,
+                               int64_t first_index) {
   std::vector<std::string> prompt_texts;
   std::vector<std::vector<int64_t>> prompt_ids;
   int64_t P = 0;
-  for (size_t i = start; i < end; ++i) {
-    prompt_texts.push_back(s.task.prompt(problems[i]));
+  for (const Problem& problem : problems) {
+    prompt_texts.push_back(s.task.prompt(problem));
     prompt_ids.push_back(encode_prompt(s.tokenizer, prompt_texts.back(), s.config.data.max_prompt_length));
     P = std::max<int64_t>(P, static_cast<int64_t>(prompt_ids.back().size()));
   }
-  const int64_t B = static_cast<int64_t>(prompt_ids.size());
+  s.model.eval();
+  AutocastGuard autocast(s.device, s.bf16_autocast);
+  GenerateOptions opt = generate_options(s, n, greedy, temperature);
+  opt.seed = seed;
+  opt.first_prompt = static_cast<uint64_t>(first_index);
+  opt.max_active_rows = s.config.rollout.micro_batch_size;
+  if (progress) opt.on_rows_done = [progress](int64_t rows) { progress->advance(rows); };
+  GenerateResult gen = generate(s.model, prompt_ids, opt);
+
+  // Prompt + response rows: the prompts left-padded to the longest.
+  const int64_t B = static_cast<int64_t>(prompt_ids.size()), rows = B * n;
   at::Tensor ids = torch::full({B, P}, s.pad_id, torch::kLong);
   at::Tensor mask = torch::zeros({B, P}, torch::kLong);
-  for (int64_t b = 0; b < B; ++b) {  // left padding
-    const auto& p = prompt_ids[b];
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& p = prompt_ids[static_cast<size_t>(b)];
     const int64_t len = static_cast<int64_t>(p.size());
     ids[b].narrow(0, P - len, len).copy_(torch::tensor(p, torch::kLong));
     mask[b].narrow(0, P - len, len).fill_(1);
   }
-  ids = ids.to(s.device);
-  mask = mask.to(s.device);
-  GenerateResult gen = generate(s.model, ids, mask, opt);
-
   RolloutBatch r;
-  const int64_t rows = B * n;
-  const int64_t R = std::max<int64_t>(1, gen.ids.size(1));
-  at::Tensor resp =
-      gen.ids.size(1) > 0 ? gen.ids : torch::full({rows, 1}, s.pad_id, torch::kLong).to(s.device);
+  const int64_t R = gen.ids.size(1);
   at::Tensor lengths = gen.lengths.to(torch::kCPU);
   at::Tensor rmask = (torch::arange(R).unsqueeze(0) < lengths.unsqueeze(1)).to(torch::kFloat);  // (rows, R)
   r.prompt_len = P;
-  r.input_ids = torch::cat({ids.repeat_interleave(n, 0), resp}, 1);
-  r.attention_mask = torch::cat({mask.repeat_interleave(n, 0), rmask.to(torch::kLong).to(s.device)}, 1);
+  r.input_ids = torch::cat({ids.to(s.device).repeat_interleave(n, 0), gen.ids}, 1);
+  r.attention_mask =
+      torch::cat({mask.to(s.device).repeat_interleave(n, 0), rmask.to(torch::kLong).to(s.device)}, 1);
   r.response_mask = rmask.to(s.device);
-  r.sample_log_probs =
-      gen.ids.size(1) > 0 ? gen.logprobs : torch::zeros({rows, 1}, torch::kFloat).to(s.device);  // (rows, R)
-  at::Tensor resp_cpu = resp.to(torch::kCPU);
+  r.sample_log_probs = gen.logprobs;  // (rows, R)
+  at::Tensor resp_cpu = gen.ids.to(torch::kCPU);
   auto acc = resp_cpu.accessor<int64_t, 2>();
   auto len_acc = lengths.accessor<int64_t, 1>();
   for (int64_t row = 0; row < rows; ++row) {
     const int64_t b = row / n;
     std::vector<int64_t> resp_ids(acc[row].data(), acc[row].data() + len_acc[row]);
     r.group.push_back(b);
-    r.truncated.push_back(gen.finish[row] == FinishReason::kLength);
-    r.prompts.push_back(prompt_texts[b]);
+    r.truncated.push_back(gen.finish[static_cast<size_t>(row)] == FinishReason::kLength);
+    r.prompts.push_back(prompt_texts[static_cast<size_t>(b)]);
     r.responses.push_back(s.tokenizer.decode(resp_ids, false));
   }
   return r;
-}
-
-}  // namespace
-
-RolloutBatch generate_rollouts(const Sampler& s, const std::vector<Problem>& problems, int64_t n, bool greedy,
-                               double temperature, uint64_t seed, ProgressBar* progress,
-                               int64_t first_index) {
-  std::vector<RolloutBatch> parts;
-  const size_t per_chunk = static_cast<size_t>(std::max<int64_t>(1, s.config.rollout.micro_batch_size / n));
-  s.model.eval();
-  AutocastGuard autocast(s.device, s.bf16_autocast);
-  GenerateOptions opt = generate_options(s, n, greedy, temperature);
-  for (size_t start = 0; start < problems.size(); start += per_chunk) {
-    opt.seed = derive_seed(seed, static_cast<uint64_t>(first_index) + start);
-    parts.push_back(generate_chunk(s, problems, start, std::min(problems.size(), start + per_chunk), n, opt));
-    if (progress) progress->advance(parts.back().rows());
-  }
-  return concat_rollouts(parts, s.pad_id);
 }
 
 StepRollouts collect_rollouts(TrainContext& ctx) {

@@ -39,10 +39,11 @@ std::vector<int64_t> stop_token_ids(const Tokenizer& tokenizer, const Transforme
 std::vector<int64_t> encode_prompt(const Tokenizer& tokenizer, const std::string& text,
                                    int64_t max_prompt_length);
 
-// `n` responses to each problem (greedy, or sampled at `temperature` with rollout.top_k / top_p), in
-// chunks of rollout.micro_batch_size rows; group g of the result is problems[g]. A chunk is seeded by
-// `seed` and the index of its first problem in the global batch (`first_index` + its position), so the
-// same problems get the same samples whichever rank draws them. Rewards are not scored here.
+// `n` responses to each problem (greedy, or sampled at `temperature` with rollout.top_k / top_p) in one
+// continuous-batching generate call, at most rollout.micro_batch_size rows decoding at once; group g of
+// the result is problems[g]. Sample j of problems[i] draws from the stream keyed by (seed,
+// first_index + i, j), so the same problems get the same samples whichever rank draws them. Rewards
+// are not scored here.
 RolloutBatch generate_rollouts(const Sampler& sampler, const std::vector<Problem>& problems, int64_t n,
                                bool greedy, double temperature, uint64_t seed,
                                ProgressBar* progress = nullptr, int64_t first_index = 0);

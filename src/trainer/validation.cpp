@@ -38,8 +38,9 @@ Metrics validate(TrainContext& ctx) {
     const std::vector<Problem> chunk(
         ctx.problems.val.begin() + start,
         ctx.problems.val.begin() + std::min(static_cast<size_t>(share_end), start + batch));
-    const uint64_t seed = derive_seed(c.trainer.seed, 0x7a1, static_cast<uint64_t>(ctx.step), start);
-    RolloutBatch r = generate_rollouts(sampler, chunk, 1, greedy, c.rollout.val_temperature, seed, &bar);
+    const uint64_t seed = derive_seed(c.trainer.seed, 0x7a1, static_cast<uint64_t>(ctx.step));
+    RolloutBatch r = generate_rollouts(sampler, chunk, 1, greedy, c.rollout.val_temperature, seed, &bar,
+                                       static_cast<int64_t>(start));
     score_rollouts(*ctx.task, chunk, r);
     length_sum += r.response_mask.sum().item<double>();
     auto scores = r.scores.accessor<float, 1>();

@@ -1,17 +1,24 @@
-// The rollout engine: batched prefill + decode with a preallocated KV cache, sampling, stop conditions.
+// The rollout engine: continuous batching over a slab KV cache, keyed sampling, stop conditions.
 //
-// Prompts are left-padded (B, P) with a mask; positions come from the mask. n samples per prompt share
-// one prompt prefill (the cache rows are repeated after it). The decode loop does no host
-// synchronisation per token: finished rows, stop checks and batch compaction are looked at every
-// `check_every` steps. Rows that finished are filled with pad_id, as Hugging Face does.
+// All prompts of a call go through one engine (one per CPU row worker), which keeps up to
+// max_active_rows rows decoding at once. Each row has its own place in the cache (its own write column
+// and rotary position), so when a row finishes, its slot takes the next sample: the prompt is
+// prefilled once for its n samples, its cache columns copied to each sample's slot. Sample j of prompt
+// i draws its tokens from its own random stream, keyed by (seed, first_prompt + i, j) (sampling.h): a
+// sample does not depend on batch composition, row workers, compaction or max_active_rows. The decode
+// loop does no host synchronisation per token: finished rows, stop checks, refills and compaction
+// happen every `check_every` steps. Rows that finished are filled with pad_id, as Hugging Face does.
 // generate_reference() is the slow no-cache path the tests compare against.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "tinyzero/model/sampling.h"
 
 namespace tinyzero {
 
@@ -19,13 +26,6 @@ class CausalLMImpl;
 
 enum class FinishReason { kLength, kEos, kStop };
 const char* finish_reason_name(FinishReason r);  // "length" | "eos" | "stop"
-
-struct SamplingParams {
-  bool greedy = false;       // argmax; temperature/top-k/top-p are ignored
-  double temperature = 1.0;  // > 0
-  int64_t top_k = 0;         // keep the k most likely tokens; 0 = off
-  double top_p = 1.0;        // nucleus: keep the smallest set with mass >= top_p; 1 = off
-};
 
 // Stop check supplied by the caller (e.g. stop strings through a tokenizer; the generator knows no
 // tokenizer). Gets the tokens generated so far by each row still running and returns, per row, -1 to
@@ -38,16 +38,19 @@ struct GenerateOptions {
   std::vector<int64_t> eos_ids;  // a row stops after emitting any of these (kept in its output); empty = none
   int64_t pad_id = 0;            // fills a row after it stopped
   int64_t num_samples = 1;       // n per prompt; output row b * n + j is sample j of prompt b
-  uint64_t seed = 0;             // seeds the sampler's own generator (runs are reproducible)
+  uint64_t seed = 0;             // with first_prompt, keys every sample's random stream
+  uint64_t first_prompt = 0;     // the index of prompt 0 in the caller's numbering (e.g. the step's global
+                                 // batch), so that a prompt gets the same samples on whichever rank
   StopCheck stop_check;          // optional, called every check_every steps
-  int64_t check_every = 16;      // decode steps between host syncs (all finished? stop check? compact?)
-  bool compact = true;           // at a check, drop finished rows when at least half have finished
+  int64_t check_every = 16;      // decode steps between host syncs (stops, refills, compaction)
+  int64_t max_active_rows = 0;   // rows decoding at once (over all row workers); 0 = every row at once
+  bool compact = true;           // at a check with no sample left to start, drop the idle rows when at
+                                 // least half of the rows are idle
   bool fuse_weights = true;      // concatenated q/k/v and gate/up weight copies during the call (faster;
                                  // costs one more copy of those weights in memory)
-  int64_t row_workers = 0;       // CPU: prompts split into this many groups, each generated on its own
-                                 // thread with one intra-op thread; 0 = the intra-op thread count, 1 = off.
-                                 // Group g samples with seed + g * 0x9E3779B97F4A7C15 (group 0: seed), so
-                                 // sampled rows depend on the group count; greedy ones do not
+  int64_t row_workers = 0;       // CPU: this many engines, each on its own thread with one intra-op thread
+                                 // and a contiguous share of the prompts; 0 = the intra-op thread count
+  std::function<void(int64_t rows)> on_rows_done;  // optional progress: called (under a lock) as rows finish
 };
 
 struct GenerateResult {
@@ -56,16 +59,19 @@ struct GenerateResult {
                         // (after temperature, top-k, top-p; the raw softmax when greedy), 0 after the end
   at::Tensor lengths;   // (B*n) int64: tokens generated, the EOS included
   std::vector<FinishReason> finish;  // per row
-  int64_t steps = 0;                 // decode steps run (forwards after the prefill + 1)
+  int64_t steps = 0;                 // tokens generated by the longest-running row (before stop trimming)
 };
 
 // prompt_ids (B, P) int64, prompt_mask (B, P) (1 = token, 0 = left padding; every row must end with a
 // real token). Runs under no-grad; honours an active autocast.
 GenerateResult generate(CausalLMImpl& model, const at::Tensor& prompt_ids, const at::Tensor& prompt_mask,
                         const GenerateOptions& options);
+// The same for prompts given as token lists (none empty).
+GenerateResult generate(CausalLMImpl& model, const std::vector<std::vector<int64_t>>& prompts,
+                        const GenerateOptions& options);
 
-// The same without a KV cache and without compaction: re-runs the whole sequence every step. Draws
-// the same random numbers as generate() with compact = false, so both give the same samples.
+// The same without a KV cache, all rows at once: re-runs the whole sequence every step. Its samples
+// draw from the same keyed streams as generate()'s, so both give the same samples.
 GenerateResult generate_reference(CausalLMImpl& model, const at::Tensor& prompt_ids,
                                   const at::Tensor& prompt_mask, const GenerateOptions& options);
 

@@ -24,8 +24,10 @@ struct KVCache;
 
 // Per-forward tables shared by every layer: rotary cos/sin and the attention mask.
 struct ForwardTables {
-  at::Tensor cos, sin;   // (B, T, 1, D) in the activations' dtype
-  at::Tensor attn_bias;  // (B, 1, 1, T, S) float: 0 where a query may attend a key, -inf elsewhere
+  at::Tensor cos, sin;     // (B, T, 1, D) in the activations' dtype
+  at::Tensor attn_bias;    // (B, 1, 1, T, S) float: 0 where a query may attend a key, -inf elsewhere
+  at::Tensor write_index;  // decode steps with per-row cache columns: (B) int64, where row b's new key
+                           // goes (T = 1); undefined: the T new keys go to columns [offset, offset + T)
 };
 
 // positions = cumsum(mask) - 1, with padding positions set to 1 (Hugging Face's convention).
@@ -117,6 +119,13 @@ class CausalLMImpl : public torch::nn::Module {
                            KVCache* cache = nullptr, int64_t offset = 0,
                            std::vector<at::Tensor>* layer_outputs = nullptr, const at::Tensor& key_bias = {});
 
+  // One decode step of rows that each keep their own place in the cache (continuous batching): token
+  // (A, 1) at rotary position `positions` (A, 1), its key and value written to cache column
+  // write_index[a]; key_bias (A, S) float, 0 for the cache columns [0, S) a row attends (its own new
+  // column included), -inf elsewhere. Returns the final hidden states (A, 1, hidden).
+  at::Tensor decode_hidden_states(const at::Tensor& tokens, const at::Tensor& positions, KVCache& cache,
+                                  const at::Tensor& write_index, const at::Tensor& key_bias);
+
   // Logits (..., V) in fp32 for hidden states (..., hidden).
   at::Tensor logits(const at::Tensor& hidden);
   // The output projection (V, hidden): lm_head.weight, or the embedding when tied.
@@ -149,6 +158,7 @@ class CausalLMImpl : public torch::nn::Module {
   bool checkpointing_ = false, fused_ = false;
   at::Tensor inv_freq_;  // (D/2) fp32 rotary frequencies, on the parameters' device
   const at::Tensor& rope_inv_freq(const at::Device& dev);  // inv_freq_, made or moved on first use
+  ForwardTables rotary_tables(const at::Tensor& position_ids, at::ScalarType dtype);  // cos/sin (B, T, 1, D)
 };
 TORCH_MODULE(CausalLM);
 

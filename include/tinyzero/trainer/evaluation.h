@@ -26,7 +26,7 @@ struct EvalOptions {
   int64_t samples = 1;      // responses per problem
   double temperature = 0;   // 0: greedy (samples must then be 1)
   std::vector<int64_t> ks;  // pass@k to report (each 1..samples); empty: 1, 2, 4, ... and samples
-  uint64_t seed = 0;        // of the sampler streams (generate batch b: derive_seed(seed, its first problem))
+  uint64_t seed = 0;        // of the sampler streams (sample j of problem i: keyed by (seed, i, j))
   bool progress = true;     // the progress bar on a terminal (rank 0)
 };
 

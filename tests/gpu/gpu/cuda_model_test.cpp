@@ -218,23 +218,24 @@ class CudaSampling : public GpuTest {
     ids_ = ids_.to(device());
     mask_ = mask_.to(device());
   }
-  GenerateResult sample(uint64_t seed) {
+  GenerateResult sample(uint64_t seed, CausalLMImpl* on = nullptr) {
     GenerateOptions o;
     o.max_new_tokens = 16;
     o.num_samples = 2;
     o.seed = seed;
-    o.eos_ids = {5, 17, 300};  // some rows end early: compaction runs too
+    o.eos_ids = {5, 17, 300};  // some rows end early: refills and compaction run too
+    o.max_active_rows = 4;
     o.pad_id = 699;
     o.check_every = 4;
     o.sampling.temperature = 1.0;
-    return generate(*model_, ids_, mask_, o);
+    return on ? generate(*on, ids_.cpu(), mask_.cpu(), o) : generate(*model_, ids_, mask_, o);
   }
   CausalLM model_{nullptr};
   at::Tensor ids_, mask_;
 };
 
-// generate() samples from its own generator (a clone of the device's default one, reseeded): the same
-// seed gives the same tokens, another seed other tokens, and the global generator does not move.
+// generate() samples from keyed streams of its own: the same seed gives the same tokens (on the CPU
+// too), another seed other tokens, and the global generator does not move.
 TEST_F(CudaSampling, SameSeedSameTokensOtherSeedOtherTokens) {
   GenerateResult a = sample(1234), b = sample(1234), c = sample(99);
   ASSERT_EQ(a.ids.device(), device());
@@ -249,6 +250,11 @@ TEST_F(CudaSampling, SameSeedSameTokensOtherSeedOtherTokens) {
     EXPECT_TRUE(r->logprobs.isfinite().all().item<bool>());
     EXPECT_LE(r->logprobs.max().item<float>(), 0.0f);
   }
+  // Each sample's stream is keyed by (seed, prompt, sample), not drawn from a device generator: the
+  // CPU gives the same tokens (fp32 logits equal to rounding; a near-tie could flip one).
+  CausalLM cpu = load_causal_lm(fixture_dir("tied-f32"), at::kFloat);
+  cpu->eval();
+  EXPECT_TRUE(sample(1234, cpu.get()).ids.equal(a.ids.cpu())) << sample(1234, cpu.get()).ids << a.ids;
   // Sampling neither drew from nor reseeded the global generator of the device.
   torch::manual_seed(7);
   const at::Tensor reference_draw = torch::rand({8}, at::TensorOptions().device(device()));

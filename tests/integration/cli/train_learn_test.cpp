@@ -123,10 +123,12 @@ TEST_F(TrainLearn, GrpoLearnsTheAnswerFormat) {
 }
 
 TEST_F(TrainLearn, PpoWithCriticLearnsTheAnswerFormat) {
-  // TinyZero's shape: one response per prompt, 32 prompts per step, GAE on a learned critic.
+  // TinyZero's shape: one response per prompt, 32 prompts per step, GAE on a learned critic. lr 2e-4:
+  // at 5e-4 the format rate collapsed with trainer.seed 1 and 3 (it learned with 2 and 4); at 2e-4 it
+  // learned with 1 and 3 as well.
   auto r = train("ppo",
                  "algorithm.name=ppo rollout.n=1 data.train_batch_size=32 actor.ppo_mini_batch_size=32 "
-                 "actor.optim.lr=5e-4 critic.optim.lr=1e-3 trainer.total_steps=30",
+                 "actor.optim.lr=2e-4 critic.optim.lr=1e-3 trainer.total_steps=30",
                  base_);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto lines = read_metrics(dir_ + "/ppo");

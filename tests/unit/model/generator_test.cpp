@@ -1,6 +1,7 @@
 // Generation against Hugging Face's greedy outputs (tests/data/qwen2-tiny): single, left-padded batch and
 // EOS cases for both checkpoints; the KV-cache path against the no-cache reference (greedy and sampled,
-// n samples per prompt); padding invariance; stop checks; reproducible seeds; sampler filters.
+// n samples per prompt); continuous batching (any number of slots and workers, refills, shared
+// prefills, a share of the prompts); padding invariance; stop checks; keyed streams; sampler filters.
 #include "tinyzero/model/generator.h"
 
 #include <gtest/gtest.h>
@@ -209,6 +210,7 @@ TEST_F(Sampling, AStopStringInTheLastWindowStillEndsTheRow) {
   // Checks run after steps 6 and 12 and, since the budget (16) is not a multiple of 6, after the
   // last step too: a stop found only there must end its row at its own length, not at the budget.
   GenerateOptions o = greedy_16(6);
+  o.row_workers = 1;  // one engine: one stop check per window
   GenerateResult full = generate(*model_, ids_, mask_, o);
   std::vector<int64_t> seen_sizes;
   o.stop_check = [&](const std::vector<std::vector<int64_t>>& rows) {
@@ -248,8 +250,8 @@ TEST_F(Sampling, RowWorkersSplitPromptsIntoGroupsOnTheirOwnThreads) {
   EXPECT_LT(max_abs_diff(three.logprobs, one.logprobs), 1e-5);
   EXPECT_EQ(three.steps, one.steps);
 
-  // Sampled, 2 samples per prompt, 2 groups (prompt 0; prompts 1-2): group g draws from seed + g * K,
-  // so each group's rows are those of a one-group call on its prompts with that seed.
+  // Sampled, 2 samples per prompt: each sample draws from its own stream, so the rows are the same
+  // whichever worker ran them.
   GenerateOptions s;
   s.max_new_tokens = 10;
   s.num_samples = 2;
@@ -258,20 +260,118 @@ TEST_F(Sampling, RowWorkersSplitPromptsIntoGroupsOnTheirOwnThreads) {
   s.eos_ids = {5, 17, 300};
   s.row_workers = 2;
   GenerateResult split = generate(*model_, ids_, mask_, s);
-  EXPECT_TRUE(generate(*model_, ids_, mask_, s).ids.equal(split.ids));  // reproducible
   s.row_workers = 1;
-  GenerateResult g0 = generate(*model_, ids_.narrow(0, 0, 1), mask_.narrow(0, 0, 1), s);
-  s.seed = 7 + 0x9E3779B97F4A7C15ULL;
-  GenerateResult g1 = generate(*model_, ids_.narrow(0, 1, 2), mask_.narrow(0, 1, 2), s);
-  ASSERT_EQ(split.ids.size(0), 6);
-  EXPECT_TRUE(split.ids.narrow(0, 0, 2).narrow(1, 0, g0.ids.size(1)).equal(g0.ids));
-  EXPECT_TRUE(split.ids.narrow(0, 2, 4).narrow(1, 0, g1.ids.size(1)).equal(g1.ids));
-  EXPECT_TRUE(split.lengths.equal(at::cat({g0.lengths, g1.lengths})));
+  GenerateResult single = generate(*model_, ids_, mask_, s);
+  EXPECT_TRUE(split.ids.equal(single.ids)) << split.ids << single.ids;
+  EXPECT_TRUE(split.lengths.equal(single.lengths));
 
   // An error on a worker thread reaches the caller.
   o.row_workers = 2;
   o.stop_check = [](const std::vector<std::vector<int64_t>>&) { return std::vector<int64_t>{}; };
   EXPECT_THROW(generate(*model_, ids_, mask_, o), Error);
+}
+
+// Sampled at temperature 1.3 with EOS ids that end rows at different steps: 3 prompts x 4 samples.
+GenerateOptions sampled_rows() {
+  GenerateOptions o;
+  o.max_new_tokens = 14;
+  o.num_samples = 4;
+  o.seed = 21;
+  o.pad_id = 699;
+  o.eos_ids = {5, 17, 300, 41, 88};
+  o.sampling.temperature = 1.3;
+  o.check_every = 3;
+  return o;
+}
+
+void expect_same_rows(const GenerateResult& got, const GenerateResult& want, const std::string& what) {
+  EXPECT_TRUE(got.ids.equal(want.ids)) << what << "\n" << got.ids << "\n" << want.ids;
+  EXPECT_TRUE(got.lengths.equal(want.lengths)) << what;
+  EXPECT_EQ(got.finish, want.finish) << what;
+  EXPECT_LT(max_abs_diff(got.logprobs, want.logprobs), 1e-4) << what;
+}
+
+TEST_F(Sampling, ContinuousBatchingGivesEverySampleItsOwnTokens) {
+  // With fewer slots than rows, finished rows hand their slots to the next samples (mid-flight
+  // prefills, a prompt's samples split over refills); the rows are those of the no-cache reference
+  // and of one batch holding every row, greedy and sampled, with any number of workers.
+  for (bool greedy : {true, false}) {
+    GenerateOptions o = sampled_rows();
+    o.sampling.greedy = greedy;
+    // EOS ids taken from the rows themselves, so that rows end at different steps.
+    const GenerateResult unended = generate_reference(*model_, ids_, mask_, o);
+    o.eos_ids = {unended.ids[0][2].item<int64_t>(), unended.ids[5][6].item<int64_t>(),
+                 unended.ids[10][4].item<int64_t>()};
+    const GenerateResult want = generate_reference(*model_, ids_, mask_, o);
+    ASSERT_LT(want.lengths.min().item<int64_t>(), 14) << "no row ended early: refills untested";
+    for (int64_t rows : {0, 1, 3, 5, 12}) {
+      for (int64_t workers : {1, 2}) {
+        o.max_active_rows = rows;
+        o.row_workers = workers;
+        expect_same_rows(generate(*model_, ids_, mask_, o), want,
+                         (greedy ? "greedy" : "sampled") + std::string(", rows ") + std::to_string(rows) +
+                             ", workers " + std::to_string(workers));
+      }
+    }
+  }
+}
+
+TEST_F(Sampling, APromptGetsTheSameSamplesInAnyShareOfTheBatch) {
+  // What ranks rely on: prompts 1-2 generated on their own, numbered from 1 (first_prompt), give
+  // the rows they have in a call over all three prompts; numbered from 0 they get other streams.
+  GenerateOptions o = sampled_rows();
+  const GenerateResult all = generate(*model_, ids_, mask_, o);
+  o.first_prompt = 1;
+  o.max_active_rows = 3;
+  const GenerateResult share = generate(*model_, ids_.narrow(0, 1, 2), mask_.narrow(0, 1, 2), o);
+  const int64_t width = share.ids.size(1);
+  EXPECT_TRUE(share.ids.equal(all.ids.narrow(0, 4, 8).narrow(1, 0, width))) << share.ids << all.ids;
+  EXPECT_TRUE(share.lengths.equal(all.lengths.narrow(0, 4, 8)));
+  o.first_prompt = 0;
+  EXPECT_FALSE(generate(*model_, ids_.narrow(0, 1, 2), mask_.narrow(0, 1, 2), o).ids.equal(share.ids));
+}
+
+TEST_F(Sampling, SharedPrefillEqualsSeparatePrefills) {
+  // n samples of a prompt share its prefill (copied into each sample's slot); the same prompt given
+  // n times is prefilled n times. Greedy, the rows and their log-probs agree.
+  GenerateOptions o;
+  o.max_new_tokens = 12;
+  o.pad_id = 699;
+  o.sampling.greedy = true;
+  o.num_samples = 3;
+  o.max_active_rows = 2;
+  const GenerateResult shared = generate(*model_, ids_, mask_, o);
+  o.num_samples = 1;
+  const GenerateResult separate =
+      generate(*model_, ids_.repeat_interleave(3, 0), mask_.repeat_interleave(3, 0), o);
+  expect_same_rows(shared, separate, "shared vs separate prefill");
+}
+
+TEST(KeyedSampling, NoiseIsUniformAndDependsOnlyOnItsKeyAndStep) {
+  at::Tensor keys =
+      torch::tensor({sample_key(1, 0, 0), sample_key(1, 0, 1), sample_key(1, 1, 0), sample_key(2, 0, 0)});
+  at::Tensor steps = torch::tensor({0, 0, 0, 0}, torch::kLong);
+  at::Tensor u = keyed_uniform(keys, steps, 20000);  // (4, 20000)
+  EXPECT_GT(u.min().item<float>(), 0.0f);
+  EXPECT_LT(u.max().item<float>(), 1.0f);
+  EXPECT_NEAR(u.mean().item<double>(), 0.5, 0.005);
+  EXPECT_NEAR(u.var().item<double>(), 1.0 / 12, 0.002);
+  // Rows with different keys, or the same key at another step, are unrelated streams.
+  for (int64_t a = 0; a < 4; ++a)
+    for (int64_t b = a + 1; b < 4; ++b) {
+      const double corr = at::corrcoef(at::stack({u[a], u[b]})).index({0, 1}).item<double>();
+      EXPECT_LT(std::abs(corr), 0.03) << a << " " << b;
+    }
+  at::Tensor next = keyed_uniform(keys, steps + 1, 20000);
+  EXPECT_FALSE(next[0].equal(u[0]));
+  // A row's noise is the same alone or in any batch.
+  EXPECT_TRUE(keyed_uniform(keys.narrow(0, 2, 1), steps.narrow(0, 2, 1), 20000)[0].equal(u[2]));
+  // Sampling from a peaked distribution follows it: token 3 with probability ~0.9.
+  at::Tensor logits = torch::zeros({4000, 10});
+  logits.select(1, 3).fill_(std::log(0.9 * 9 / 0.1));
+  at::Tensor many = torch::arange(4000, torch::kLong).mul_(7919);
+  auto [tok, lp] = sample_tokens(logits, SamplingParams{}, many, torch::zeros({4000}, torch::kLong));
+  EXPECT_NEAR(tok.eq(3).to(torch::kFloat).mean().item<double>(), 0.9, 0.02);
 }
 
 TEST_F(Sampling, BadOptionsAreRefused) {
@@ -284,6 +384,10 @@ TEST_F(Sampling, BadOptionsAreRefused) {
   o.sampling.temperature = 0;
   EXPECT_THROW(generate(*model_, ids_, mask_, o), ConfigError);
   o.sampling.temperature = 1;
+  o.max_active_rows = -1;
+  EXPECT_THROW(generate(*model_, ids_, mask_, o), ConfigError);
+  o.max_active_rows = 0;
+  EXPECT_THROW(generate(*model_, std::vector<std::vector<int64_t>>{{1, 2}, {}}, o), Error);
   at::Tensor right_padded = mask_.flip({1});
   EXPECT_THROW(generate(*model_, ids_, right_padded, o), Error);
 }
