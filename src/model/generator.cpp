@@ -48,22 +48,22 @@ void check_options(const CausalLMImpl& model, const GenerateOptions& o, int64_t 
   }
 }
 
-void validate(const CausalLMImpl& model, const at::Tensor& ids, const at::Tensor& mask,
-              const GenerateOptions& o) {
+// The shapes and left padding of a (B, P) prompt matrix.
+void validate_matrix(const at::Tensor& ids, const at::Tensor& mask) {
   if (ids.dim() != 2 || ids.size(0) == 0 || ids.size(1) == 0) {
     throw Error("generate: prompt ids must be a non-empty (batch, tokens) matrix");
   }
   if (!mask.defined() || mask.sizes() != ids.sizes())
     throw Error("generate: prompt mask must have the ids' shape");
-  check_options(model, o, ids.size(1));
-  int64_t vocab = model.config().vocab_size;
-  at::Tensor cpu_ids = ids.to(at::kCPU), cpu_mask = mask.to(at::kCPU).to(at::kLong);
-  if (cpu_ids.min().item<int64_t>() < 0 || cpu_ids.max().item<int64_t>() >= vocab) {
-    throw Error("generate: prompt ids outside the vocabulary [0, " + std::to_string(vocab) + ")");
-  }
-  if (!cpu_mask.select(1, ids.size(1) - 1).eq(1).all().item<bool>()) {
+  if (!mask.to(at::kCPU).to(at::kLong).select(1, ids.size(1) - 1).eq(1).all().item<bool>()) {
     throw Error("generate: every prompt row must end with a real token (pad on the left, mask 1 at the end)");
   }
+}
+
+void check_prompt_id(int64_t id, int64_t vocab) {
+  if (id < 0 || id >= vocab)
+    throw Error("generate: prompt id " + std::to_string(id) + " outside the vocabulary [0, " +
+                std::to_string(vocab) + ")");
 }
 
 // The sample keys of rows b * n + j (R) on `device`.
@@ -75,9 +75,9 @@ at::Tensor row_keys(int64_t prompts, const GenerateOptions& o, const at::Device&
   return torch::tensor(keys, torch::kLong).to(device);
 }
 
-// Lengths, finish reasons, pad/zero after a stop, width trimmed to the longest row.
-void finalize(GenerateResult& r, const GenerateOptions& o, const std::vector<int64_t>& stop_len,
-              int64_t steps) {
+// Lengths (up to the first EOS, included), finish reasons, pad/zero after a row's end, width trimmed
+// to the longest row.
+void finalize(GenerateResult& r, const GenerateOptions& o, int64_t steps) {
   int64_t R = r.ids.size(0);
   at::Tensor lengths = at::full({R}, steps, r.ids.options());
   at::Tensor has_eos = at::zeros({R}, r.ids.options().dtype(at::kBool));
@@ -88,27 +88,18 @@ void finalize(GenerateResult& r, const GenerateOptions& o, const std::vector<int
     at::Tensor first = is_eos.to(at::kInt).argmax(1);  // the first occurrence
     lengths = at::where(has_eos, first + 1, lengths);
   }
-  at::Tensor len_cpu = lengths.to(at::kCPU).contiguous(), eos_cpu = has_eos.to(at::kCPU).contiguous();
+  at::Tensor eos_cpu = has_eos.to(at::kCPU).contiguous();
   r.finish.assign(R, FinishReason::kLength);
-  auto* L = len_cpu.data_ptr<int64_t>();
-  auto* E = eos_cpu.data_ptr<bool>();
-  for (int64_t i = 0; i < R; ++i) {
-    if (stop_len[i] >= 0 && (!E[i] || stop_len[i] < L[i])) {
-      L[i] = stop_len[i];
-      r.finish[i] = FinishReason::kStop;
-    } else if (E[i]) {
-      r.finish[i] = FinishReason::kEos;
-    }
-  }
-  int64_t width = 0;
-  for (int64_t i = 0; i < R; ++i) width = std::max(width, L[i]);
-  r.lengths = len_cpu.to(r.ids.device());
+  for (int64_t i = 0; i < R; ++i)
+    if (eos_cpu.data_ptr<bool>()[i]) r.finish[i] = FinishReason::kEos;
+  const int64_t width = std::max<int64_t>(lengths.max().item<int64_t>(), 1);
+  r.lengths = lengths;
   at::Tensor col = at::arange(r.ids.size(1), r.ids.options()).unsqueeze(0);  // (1, N)
   at::Tensor beyond = col >= r.lengths.unsqueeze(1);                         // (R, N)
   r.ids.masked_fill_(beyond, o.pad_id);
   r.logprobs.masked_fill_(beyond, 0.0);
-  r.ids = r.ids.narrow(1, 0, std::max<int64_t>(width, 1)).contiguous();
-  r.logprobs = r.logprobs.narrow(1, 0, std::max<int64_t>(width, 1)).contiguous();
+  r.ids = r.ids.narrow(1, 0, width).contiguous();
+  r.logprobs = r.logprobs.narrow(1, 0, width).contiguous();
   r.steps = steps;
 }
 
@@ -175,7 +166,7 @@ GenerateResult assemble(GenerationJob& job, const GenerateOptions& o, const at::
 
 GenerateResult generate(CausalLMImpl& model, const at::Tensor& prompt_ids, const at::Tensor& prompt_mask,
                         const GenerateOptions& o) {
-  validate(model, prompt_ids, prompt_mask, o);
+  validate_matrix(prompt_ids, prompt_mask);  // options and ids: checked as token lists below
   at::Tensor ids = prompt_ids.to(at::kCPU).to(at::kLong).contiguous();
   at::Tensor mask = prompt_mask.to(at::kCPU).to(at::kLong).contiguous();
   auto I = ids.accessor<int64_t, 2>();
@@ -195,10 +186,7 @@ GenerateResult generate(CausalLMImpl& model, const std::vector<std::vector<int64
   const int64_t vocab = model.config().vocab_size;
   for (const auto& p : prompts) {
     if (p.empty()) throw Error("generate: a prompt has no token");
-    for (int64_t id : p)
-      if (id < 0 || id >= vocab)
-        throw Error("generate: prompt id " + std::to_string(id) + " outside the vocabulary [0, " +
-                    std::to_string(vocab) + ")");
+    for (int64_t id : p) check_prompt_id(id, vocab);
   }
   torch::NoGradGuard no_grad;
   const int64_t B = static_cast<int64_t>(prompts.size()), R = B * o.num_samples;
@@ -248,7 +236,11 @@ GenerateResult generate(CausalLMImpl& model, const std::vector<std::vector<int64
 
 GenerateResult generate_reference(CausalLMImpl& model, const at::Tensor& prompt_ids,
                                   const at::Tensor& prompt_mask, const GenerateOptions& o) {
-  validate(model, prompt_ids, prompt_mask, o);
+  validate_matrix(prompt_ids, prompt_mask);
+  check_options(model, o, prompt_ids.size(1));
+  at::Tensor cpu_ids = prompt_ids.to(at::kCPU);
+  check_prompt_id(cpu_ids.min().item<int64_t>(), model.config().vocab_size);
+  check_prompt_id(cpu_ids.max().item<int64_t>(), model.config().vocab_size);
   torch::NoGradGuard no_grad;
   at::Device dev = model.device();
   const int64_t n = o.num_samples, N = o.max_new_tokens;
@@ -276,7 +268,7 @@ GenerateResult generate_reference(CausalLMImpl& model, const at::Tensor& prompt_
     ids = at::cat({ids, next.unsqueeze(1)}, 1);
     mask = at::cat({mask, at::ones({R, 1}, lopts)}, 1);
   }
-  finalize(r, o, std::vector<int64_t>(R, -1), steps);
+  finalize(r, o, steps);
   return r;
 }
 

@@ -101,7 +101,6 @@ EvalResult evaluate(const TrainConfig& config, const EvalOptions& options) {
   const auto total = static_cast<int64_t>(problems.size());
   const int64_t begin = total * pg->rank() / pg->world_size(),
                 end = total * (pg->rank() + 1) / pg->world_size();
-  const int64_t per_batch = std::max<int64_t>(1, end - begin);
   if (options.temperature == 0)
     logging::info("eval: {} {} problems x {} response(s), greedy, on {} rank(s)", total, result.task, n,
                   pg->world_size());
@@ -115,11 +114,10 @@ EvalResult evaluate(const TrainConfig& config, const EvalOptions& options) {
   double score = 0, correct = 0, format = 0, tokens = 0, truncated = 0;
   std::vector<double> pass(result.ks.size(), 0.0);
   std::string jsonl;
-  for (int64_t start = begin; start < end; start += per_batch) {
-    const std::vector<Problem> chunk(problems.begin() + start,
-                                     problems.begin() + std::min(end, start + per_batch));
+  if (begin < end) {
+    const std::vector<Problem> chunk(problems.begin() + begin, problems.begin() + end);
     RolloutBatch r = generate_rollouts(sampler, chunk, n, options.temperature == 0, options.temperature,
-                                       options.seed, &bar, start);
+                                       options.seed, &bar, begin);
     score_rollouts(*task, chunk, r);
     const std::vector<int64_t> lengths = response_lengths(r);
     auto scores = r.scores.accessor<float, 1>();
@@ -130,7 +128,7 @@ EvalResult evaluate(const TrainConfig& config, const EvalOptions& options) {
         right += r.correct[row];
         score += scores[row], correct += r.correct[row], format += r.format_ok[row];
         tokens += static_cast<double>(lengths[row]), truncated += r.truncated[row];
-        nlohmann::json line{{"index", start + static_cast<int64_t>(p)},
+        nlohmann::json line{{"index", begin + static_cast<int64_t>(p)},
                             {"sample", j},
                             {"problem", task->describe(chunk[p])},
                             {"prompt", r.prompts[row]},
