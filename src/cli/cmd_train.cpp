@@ -102,8 +102,8 @@ void run_dry_run(const TrainArgs& args, const TrainConfig& config) {
   std::cout << "config OK: " << args.config_path << "\nmodel: " << shape << " (" << model.architecture << ", "
             << model.num_hidden_layers << " layers, hidden " << model.hidden_size << ")\n"
             << data
-            << format_memory_estimate(estimate_memory(config, model, world), config, model, capacity,
-                                      device_name);
+            << format_memory_estimate(estimate_memory(config, model, world, capacity), config, model,
+                                      capacity, device_name);
 }
 
 void run_train(const TrainArgs& args) {

@@ -51,7 +51,9 @@ void DataConfig::describe(Schema& s) {
   s.field("train_batch_size", &train_batch_size, 256, "prompts per RL step, before rollout.n samples each",
           Check::at_least(1));
   s.field("val_batch_size", &val_batch_size, 0,
-          "prompts per validation generation batch; 0 = rollout.micro_batch_size", Check::non_negative());
+          "prompts per validation generate call; 0 = all of a rank's share in one call (the rollout engine "
+          "bounds the rows decoding at once)",
+          Check::non_negative());
   s.field("max_prompt_length", &max_prompt_length, 256, "prompt tokens; longer prompts are an error",
           Check::at_least(1));
   s.field("max_response_length", &max_response_length, 1024, "new tokens per response", Check::at_least(1));
@@ -92,10 +94,15 @@ void RolloutConfig::describe(Schema& s) {
   s.field("top_p", &top_p, 1.0, "nucleus sampling mass; 1 = off", Check::bounds(0.0, 1.0, true));
   s.field("top_k", &top_k, 0, "sample among the k most likely tokens; 0 = off", Check::non_negative());
   s.field("stop", &stop, std::vector<std::string>{}, "stop strings besides EOS, e.g. [\"</answer>\"]");
-  s.field("micro_batch_size", &micro_batch_size, 256,
-          "rows decoding at once (continuous batching: a row that ends hands its slot to the next "
-          "sample; KV cache memory grows with it)",
-          Check::at_least(1));
+  s.field("micro_batch_size", &micro_batch_size, 0,
+          "most rows decoding at once (continuous batching: a row that ends hands its slot to the next "
+          "sample); 0 = as many as fit in rollout.memory_utilization of the memory free when the rollout "
+          "starts (each row's KV cache and decode tensors; --dry-run shows the count)",
+          Check::non_negative());
+  s.field("memory_utilization", &memory_utilization, 0.9,
+          "fraction of the device memory available at the start of a rollout phase that its KV cache and "
+          "decode tensors may take; bounds the rows decoding at once",
+          Check::bounds(0.0, 1.0, true));
   s.field("log_prob_micro_batch_size", &log_prob_micro_batch_size, 16,
           "sequences per forward pass for old/reference log-probs and values", Check::at_least(1));
   s.field("val_temperature", &val_temperature, 0.0, "temperature of validation; 0 = greedy",

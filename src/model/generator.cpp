@@ -12,6 +12,7 @@
 #include "decode_engine.h"
 #include "tinyzero/core/errors.h"
 #include "tinyzero/core/runtime.h"
+#include "tinyzero/model/decode_memory.h"
 #include "tinyzero/model/kv_cache.h"
 #include "tinyzero/model/qwen2.h"
 
@@ -162,6 +163,26 @@ GenerateResult assemble(GenerationJob& job, const GenerateOptions& o, const at::
   return r;
 }
 
+// Rows decoding at once: every row, at most max_active_rows, and at most what the memory budget holds
+// (each row's KV cache at the engine's capacity, in the engine's cache dtype, and its decode tensors).
+int64_t active_rows(CausalLMImpl& model, const GenerateOptions& o, int64_t longest_prompt, int64_t R) {
+  int64_t rows = o.max_active_rows > 0 ? std::min(o.max_active_rows, R) : R;
+  if (o.memory_budget_bytes <= 0) return rows;
+  const at::ScalarType cache = autocast_enabled(model.device()) ? at::kBFloat16 : model.dtype();
+  const int64_t capacity = longest_prompt + o.max_new_tokens;
+  const DecodeRowBytes row =
+      decode_row_bytes(model.config(), capacity, static_cast<int64_t>(c10::elementSize(cache)));
+  const int64_t fit = rows_within(o.memory_budget_bytes, row);
+  if (fit < 1)
+    throw Error("generate: one decoding row of " + std::to_string(capacity) + " tokens needs " +
+                format_gib(row.total()) + " (KV cache " + format_gib(row.kv) + ", decode tensors " +
+                format_gib(row.step) + "), but only " + format_gib(o.memory_budget_bytes) +
+                " is left for the rollout; shorten data.max_prompt_length or data.max_response_length, "
+                "free device memory (reference.offload=true, critic.offload=true), or raise "
+                "rollout.memory_utilization");
+  return std::min(rows, fit);
+}
+
 }  // namespace
 
 GenerateResult generate(CausalLMImpl& model, const at::Tensor& prompt_ids, const at::Tensor& prompt_mask,
@@ -190,12 +211,14 @@ GenerateResult generate(CausalLMImpl& model, const std::vector<std::vector<int64
   }
   torch::NoGradGuard no_grad;
   const int64_t B = static_cast<int64_t>(prompts.size()), R = B * o.num_samples;
-  const int64_t rows = o.max_active_rows > 0 ? std::min(o.max_active_rows, R) : R;
+  const int64_t rows = active_rows(model, o, job.longest_prompt, R);
   const int64_t workers = row_workers(model, o, B);
   FuseGuard fuse(model, o.fuse_weights);
   if (workers <= 1) {
     run_decode_engine(model, job, rows, 0, B);
-    return assemble(job, o, model.device());
+    GenerateResult r = assemble(job, o, model.device());
+    r.rows_at_once = rows;
+    return r;
   }
 
   // Small decode steps spend most of their time in per-operation overhead that a second intra-op
@@ -231,7 +254,9 @@ GenerateResult generate(CausalLMImpl& model, const std::vector<std::vector<int64
   }
   for (const auto& e : errors)
     if (e) std::rethrow_exception(e);
-  return assemble(job, o, model.device());
+  GenerateResult r = assemble(job, o, model.device());
+  r.rows_at_once = rows;
+  return r;
 }
 
 GenerateResult generate_reference(CausalLMImpl& model, const at::Tensor& prompt_ids,

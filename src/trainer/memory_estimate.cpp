@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "tinyzero/core/runtime.h"
+#include "tinyzero/model/decode_memory.h"
 
 namespace tinyzero {
 
@@ -17,11 +18,7 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 double dtype_bytes(const std::string& dtype) { return dtype == "bfloat16" || dtype == "float16" ? 2.0 : 4.0; }
 
-std::string gib(double bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / kGiB);
-  return buf;
-}
+std::string gib(double bytes) { return format_gib(bytes); }
 
 std::string millions(int64_t n) {
   char buf[32];
@@ -54,7 +51,7 @@ struct Shape {
   int64_t seq;              // prompt + response tokens
   int64_t micro_sequences;  // sequences per training micro-batch
   int64_t micro_tokens;     // tokens per training micro-batch
-  int64_t rollout_rows;     // sequences generated together on one device
+  int64_t rollout_rows;     // sequences generated per step on one device
   double param_bytes, act_bytes, ref_bytes;
 };
 
@@ -65,7 +62,7 @@ Shape shape_of(const TrainConfig& c, int world_size) {
   s.micro_tokens = c.actor.use_dynamic_bsz ? c.actor.ppo_max_token_len : s.micro_sequences * s.seq;
   const int64_t n = c.algorithm.name == "sft" ? 1 : c.rollout.n;
   const int64_t per_rank = std::max<int64_t>(1, c.data.train_batch_size * n / std::max(1, world_size));
-  s.rollout_rows = std::min(c.rollout.micro_batch_size, per_rank);
+  s.rollout_rows = per_rank;
   s.param_bytes = dtype_bytes(c.model.dtype);
   const bool bf16 = resolve_autocast_bf16(c.model.autocast_bf16, c.trainer.device == "cpu" ? "cpu" : "cuda");
   s.act_bytes = bf16 ? 2.0 : s.param_bytes;
@@ -100,9 +97,11 @@ double MemoryEstimate::total_bytes() const {
   return resident_bytes() + std::max(rollout_peak.bytes, train_peak.bytes);
 }
 
-MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m, int world_size) {
+MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m, int world_size,
+                               double capacity_bytes) {
   MemoryEstimate e;
   e.world_size = std::max(1, world_size);
+  e.capacity_bytes = capacity_bytes;
   e.actor_parameters = m.num_parameters();
   const Shape s = shape_of(c, e.world_size);
   add_trainable(e.resident, "actor", e.actor_parameters, s, c, e.world_size);
@@ -117,15 +116,25 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
     add_trainable(e.resident, "critic", e.critic_parameters, s, c, e.world_size);
   }
 
-  // Rollout: K and V for every layer at full length, plus fp32 logits of one decode step.
-  const double kv_per_token =
-      2.0 * static_cast<double>(m.num_hidden_layers * m.num_key_value_heads * m.head_dim) * s.act_bytes;
-  const double rows = static_cast<double>(s.rollout_rows);
-  const double kv = rows * static_cast<double>(s.seq) * kv_per_token;
-  const double step_logits = rows * static_cast<double>(m.vocab_size) * 4.0 * 2.0;
-  e.rollout_peak = {"rollout peak", kv + step_logits,
-                    "KV cache " + std::to_string(s.rollout_rows) + " rows x " + std::to_string(s.seq) +
-                        " tokens = " + gib(kv) + ", logits " + gib(step_logits)};
+  // Rollout: each active row's KV cache at full length and its decode-step tensors, as the engine
+  // counts them (decode_memory.h); the rows are rollout.micro_batch_size, or what the memory left holds.
+  const DecodeRowBytes row = decode_row_bytes(m, s.seq, static_cast<int64_t>(s.act_bytes));
+  e.rollout_rows_total = s.rollout_rows;
+  e.rollout_rows =
+      c.rollout.micro_batch_size > 0 ? std::min(c.rollout.micro_batch_size, s.rollout_rows) : s.rollout_rows;
+  std::string sizing;
+  if (c.rollout.micro_batch_size == 0 && capacity_bytes > 0) {
+    const double budget = (capacity_bytes - e.resident_bytes()) * c.rollout.memory_utilization;
+    e.rollout_rows = std::min(e.rollout_rows, std::max<int64_t>(1, rows_within(budget, row)));
+    sizing = ", memory-sized";
+  } else if (c.rollout.micro_batch_size == 0) {
+    sizing = ", at most; sized from free memory at run time";
+  }
+  const double rows = static_cast<double>(e.rollout_rows);
+  e.rollout_peak = {"rollout peak", rows * row.total(),
+                    std::to_string(e.rollout_rows) + " rows at once" + sizing + ": KV cache " +
+                        std::to_string(s.seq) + " tokens each = " + gib(rows * row.kv) + ", decode tensors " +
+                        gib(rows * row.step)};
 
   // Training: activations of one micro-batch; with checkpointing only layer inputs plus one layer.
   const double tokens = static_cast<double>(s.micro_tokens);
@@ -151,7 +160,7 @@ std::vector<std::string> memory_suggestions(const MemoryEstimate& e, const Train
   };
   std::vector<Option> options;
   auto try_config = [&](const std::string& text, TrainConfig changed, int world) {
-    double saving = e.total_bytes() - estimate_memory(changed, m, world).total_bytes();
+    double saving = e.total_bytes() - estimate_memory(changed, m, world, e.capacity_bytes).total_bytes();
     if (saving > 0) options.push_back({text, saving});
   };
   if (!c.model.activation_checkpointing) {
@@ -219,6 +228,10 @@ std::string format_memory_estimate(const MemoryEstimate& e, const TrainConfig& c
   };
   for (const auto& item : e.resident) row(item);
   row(e.rollout_peak);
+  std::snprintf(
+      line, sizeof line, "  %-28s %12s  rows decoding at once, of the %lld a device generates per step\n",
+      "rollout batch", std::to_string(e.rollout_rows).c_str(), static_cast<long long>(e.rollout_rows_total));
+  out << line;
   row(e.train_peak);
   std::snprintf(line, sizeof line, "  %-28s %12s  resident + the larger peak\n", "total",
                 gib(e.total_bytes()).c_str());

@@ -12,6 +12,7 @@ RolloutBatch concat_rollouts(std::vector<RolloutBatch>& parts, int64_t pad_id) {
   for (auto& p : parts) P = std::max(P, p.prompt_len), R = std::max(R, p.response_len());
   RolloutBatch out;
   out.prompt_len = P;
+  for (const auto& p : parts) out.rows_at_once = std::max(out.rows_at_once, p.rows_at_once);
   std::vector<at::Tensor> ids, masks, rmasks, scores, sample_lps;
   int64_t group_offset = 0;
   for (auto& p : parts) {
@@ -56,6 +57,7 @@ RolloutBatch select_rows(const RolloutBatch& r, const std::vector<int64_t>& rows
   out.sample_log_probs = r.sample_log_probs.index_select(0, index);
   out.scores = r.scores.index_select(0, index.to(r.scores.device()));
   out.prompt_len = r.prompt_len;
+  out.rows_at_once = r.rows_at_once;
   for (auto i : rows) {
     out.group.push_back(r.group[i]);
     out.correct.push_back(r.correct[i]);

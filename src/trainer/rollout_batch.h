@@ -22,6 +22,7 @@ struct RolloutBatch {
   std::vector<bool> truncated;                  // the response hit max_response_length
   std::vector<std::string> prompts, responses;  // decoded, for rewards and sample logs
   at::Tensor sample_log_probs;  // (B, R) the sampler's log-prob of each response token, 0 after the end
+  int64_t rows_at_once = 0;     // rows the rollout engine decoded at once (the most over its calls)
   // Set by the reward stage.
   at::Tensor scores;  // (B) float32, the task's score of each response
   std::vector<bool> correct, format_ok;

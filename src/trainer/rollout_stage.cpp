@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "tinyzero/core/errors.h"
+#include "tinyzero/model/decode_memory.h"
 #include "tinyzero/model/generator.h"
 #include "tinyzero/rl/advantages.h"
 #include "tinyzero/tokenizer/stop_strings.h"
@@ -84,6 +85,10 @@ RolloutBatch generate_rollouts(const Sampler& s, const std::vector<Problem>& pro
   opt.seed = seed;
   opt.first_prompt = static_cast<uint64_t>(first_index);
   opt.max_active_rows = s.config.rollout.micro_batch_size;
+  // The rows decoding at once also fit in the memory left now (after weights, optimizer state and
+  // whatever the phases before left allocated): a longer max_response_length gets fewer rows, not an
+  // out-of-memory error.
+  opt.memory_budget_bytes = available_device_bytes(s.device) * s.config.rollout.memory_utilization;
   if (progress) opt.on_rows_done = [progress](int64_t rows) { progress->advance(rows); };
   GenerateResult gen = generate(s.model, prompt_ids, opt);
 
@@ -107,6 +112,7 @@ RolloutBatch generate_rollouts(const Sampler& s, const std::vector<Problem>& pro
       torch::cat({mask.to(s.device).repeat_interleave(n, 0), rmask.to(torch::kLong).to(s.device)}, 1);
   r.response_mask = rmask.to(s.device);
   r.sample_log_probs = gen.logprobs;  // (rows, R)
+  r.rows_at_once = gen.rows_at_once;
   at::Tensor resp_cpu = gen.ids.to(torch::kCPU);
   auto acc = resp_cpu.accessor<int64_t, 2>();
   auto len_acc = lengths.accessor<int64_t, 1>();

@@ -56,7 +56,8 @@ void add_rl_step_metrics(TrainContext& ctx, const StepRollouts& drawn, const Act
       .add("tokens", r.attention_mask.sum().item<double>());
   max.add("score", seq_scores.max().item<double>())
       .add("advantage", has_adv ? adv_valid.max().item<double>() : -INFINITY)
-      .add("response_length", lengths.max().item<double>());
+      .add("response_length", lengths.max().item<double>())
+      .add("rows_at_once", static_cast<double>(r.rows_at_once));
   min.add("score", seq_scores.min().item<double>())
       .add("advantage", has_adv ? adv_valid.min().item<double>() : INFINITY)
       .add("response_length", lengths.min().item<double>());
@@ -96,6 +97,7 @@ void add_rl_step_metrics(TrainContext& ctx, const StepRollouts& drawn, const Act
   m[mn::kThroughput] = sum["tokens"] / step_time;
   m["perf/gen_tokens_per_s"] = sum["response_length"] / std::max(1e-9, m[mn::kTimingGen]);
   m["perf/total_num_tokens"] = sum["tokens"];
+  m["perf/rollout_rows_at_once"] = max["rows_at_once"];  // memory-sized: see rollout.memory_utilization
 }
 
 void add_no_signal_metrics(const StepRollouts& drawn, Clock::time_point step_start, Metrics& m) {

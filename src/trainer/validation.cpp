@@ -24,8 +24,9 @@ Metrics validate(TrainContext& ctx) {
   Metrics m;
   if (ctx.problems.val.empty()) return m;
   StageTimer timer(m, "timing_s/validate");
+  // Problems per generate call (its engine sizes its own batch of rows): data.val_batch_size, else all.
   const size_t batch =
-      static_cast<size_t>(c.data.val_batch_size > 0 ? c.data.val_batch_size : c.rollout.micro_batch_size);
+      c.data.val_batch_size > 0 ? static_cast<size_t>(c.data.val_batch_size) : ctx.problems.val.size();
   const bool greedy = c.rollout.val_temperature == 0;
   double score_sum = 0, length_sum = 0;
   int64_t correct = 0, format = 0, count = 0;

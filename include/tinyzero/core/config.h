@@ -67,6 +67,7 @@ struct RolloutConfig {
   int64_t top_k;
   std::vector<std::string> stop;
   int64_t micro_batch_size, log_prob_micro_batch_size;
+  double memory_utilization;
   double val_temperature;
   bool reuse_log_probs;  // the sampler's log-probs serve as the old policy's (no old-log-prob pass)
   RolloutConfig() { apply_section_defaults(this); }

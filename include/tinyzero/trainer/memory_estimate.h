@@ -21,6 +21,9 @@ struct MemoryEstimate {
   int64_t actor_parameters = 0;
   int64_t critic_parameters = 0;  // 0 without a critic
   int world_size = 1;
+  double capacity_bytes = 0;       // the device's memory, as given to estimate_memory (0 = unknown)
+  int64_t rollout_rows = 0;        // rows decoding at once on a device
+  int64_t rollout_rows_total = 0;  // rows a device generates per step (train_batch_size x n / ranks)
   // Items resident for the whole run (weights, gradients, optimizer state, reference, critic).
   std::vector<MemoryItem> resident;
   // Peaks of the phases; they do not overlap in time, so the device needs resident + the largest.
@@ -30,8 +33,12 @@ struct MemoryEstimate {
   double resident_bytes() const;
 };
 
-// `world_size` ranks share the batch (data parallel); ZeRO-1 divides the optimizer state by it.
-MemoryEstimate estimate_memory(const TrainConfig& config, const TransformerConfig& model, int world_size);
+// `world_size` ranks share the batch (data parallel); ZeRO-1 divides the optimizer state by it. With
+// rollout.micro_batch_size 0 the rows decoding at once are those that fit in rollout.memory_utilization of
+// what `capacity_bytes` leaves after the resident items (all of a rank's rows when it is 0 = unknown),
+// as the rollout engine sizes itself at run time.
+MemoryEstimate estimate_memory(const TrainConfig& config, const TransformerConfig& model, int world_size,
+                               double capacity_bytes = 0);
 
 // A table of the estimate against `capacity_bytes` (0 = unknown), and, when it does not fit, what to
 // change, largest saving first.

@@ -60,6 +60,8 @@ TEST_F(TrainRun, GrpoStepsWriteMetricsAndAHuggingFaceCheckpoint) {
       EXPECT_TRUE(j.contains("actor/kl_loss"));
       EXPECT_TRUE(j.contains("actor/grad_norm"));
       EXPECT_TRUE(j.contains("timing_s/gen"));
+      // rollout.micro_batch_size 0 (the default): all 4 prompts x 4 samples fit in memory at once.
+      EXPECT_EQ(j.value("perf/rollout_rows_at_once", 0.0), 16.0) << j.dump();
       saw_step2 = saw_step2 || j["step"] == 2;
     }
   }

@@ -4,10 +4,12 @@
 // prefills, a share of the prompts); padding invariance; stop checks; keyed streams; sampler filters.
 #include "tinyzero/model/generator.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "tinyzero/core/errors.h"
+#include "tinyzero/model/decode_memory.h"
 #include "tinyzero/model/logprobs.h"
 #include "tinyzero/model/qwen2.h"
 #include "tinyzero/model/weights.h"
@@ -313,6 +315,35 @@ TEST_F(Sampling, ContinuousBatchingGivesEverySampleItsOwnTokens) {
                              ", workers " + std::to_string(workers));
       }
     }
+  }
+}
+
+TEST_F(Sampling, AMemoryBudgetBoundsTheRowsAtOnceNotTheirTokens) {
+  // A budget that holds 5 rows of this call (capacity: longest prompt + max_new_tokens, fp32 cache)
+  // decodes 5 rows at once and gives every row the tokens it gets with every row at once.
+  GenerateOptions o = sampled_rows();
+  const GenerateResult all = generate(*model_, ids_, mask_, o);
+  EXPECT_EQ(all.rows_at_once, 12);
+  const int64_t longest = mask_.sum(1).max().item<int64_t>();
+  const DecodeRowBytes row = decode_row_bytes(model_->config(), longest + o.max_new_tokens, 4);
+  o.memory_budget_bytes = 5.5 * row.total();
+  for (int64_t workers : {1, 2}) {
+    o.row_workers = workers;
+    const GenerateResult five = generate(*model_, ids_, mask_, o);
+    EXPECT_EQ(five.rows_at_once, 5);
+    expect_same_rows(five, all, "5 rows by memory, workers " + std::to_string(workers));
+  }
+  o.max_active_rows = 3;  // the tighter of the two bounds
+  EXPECT_EQ(generate(*model_, ids_, mask_, o).rows_at_once, 3);
+  o.max_active_rows = 0;
+  o.memory_budget_bytes = 0.5 * row.total();  // not one row: a clear error, before any work
+  try {
+    generate(*model_, ids_, mask_, o);
+    FAIL() << "a budget below one row was accepted";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("one decoding row of " +
+                                               std::to_string(longest + o.max_new_tokens) + " tokens needs"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("rollout.memory_utilization"));
   }
 }
 

@@ -1,6 +1,8 @@
 // Tests of the --dry-run memory estimate against byte counts computed by hand.
 #include "tinyzero/trainer/memory_estimate.h"
 
+#include "tinyzero/model/decode_memory.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -89,14 +91,56 @@ TEST(MemoryEstimate, KvCacheOfTheRolloutBatch) {
   TrainConfig c = small_run();
   // 16 prompts x 4 samples = 64 rows per rank, capped by rollout.micro_batch_size = 32.
   MemoryEstimate e = estimate_memory(c, m, 1);
-  const double kv =
-      32.0 * 128 /*tokens*/ * 2 /*K,V*/ * 4 /*layers*/ * 2 /*kv heads*/ * 32 /*head dim*/ * 4 /*fp32*/;
-  const double logits = 32.0 * 512 * 4 * 2;
-  EXPECT_EQ(e.rollout_peak.bytes, kv + logits);
+  EXPECT_EQ(e.rollout_rows, 32);
+  EXPECT_EQ(e.rollout_rows_total, 64);
+  const DecodeRowBytes row = decode_row_bytes(m, 128, 4);
+  EXPECT_EQ(row.kv,
+            128.0 /*tokens*/ * 2 /*K,V*/ * 4 /*layers*/ * 2 /*kv heads*/ * 32 /*head dim*/ * 4 /*fp32*/);
+  EXPECT_GE(row.step, 512.0 * 4 * 4);  // at least four fp32 vocabulary-wide tensors per row
+  EXPECT_EQ(e.rollout_peak.bytes, 32 * row.total());
   // Two ranks share the batch: 32 rows each still.
-  EXPECT_EQ(estimate_memory(c, m, 2).rollout_peak.bytes, kv + logits);
+  EXPECT_EQ(estimate_memory(c, m, 2).rollout_peak.bytes, 32 * row.total());
   // Four ranks: 16 rows each.
-  EXPECT_EQ(estimate_memory(c, m, 4).rollout_peak.bytes, (kv + logits) / 2);
+  EXPECT_EQ(estimate_memory(c, m, 4).rollout_peak.bytes, 16 * row.total());
+}
+
+TEST(MemoryEstimate, AutoRolloutBatchIsWhatTheMemoryLeftHolds) {
+  TransformerConfig m = tiny_model();
+  TrainConfig c = small_run();
+  c.rollout.micro_batch_size = 0;  // memory-sized
+  const DecodeRowBytes row = decode_row_bytes(m, 128, 4);
+  // Capacity unknown: every row of the rank, as the engine would take with memory to spare.
+  MemoryEstimate all = estimate_memory(c, m, 1);
+  EXPECT_EQ(all.rollout_rows, 64);
+  // Room for 10.5 rows in rollout.memory_utilization (0.9) of what the resident items leave: 10 rows.
+  const double resident = all.resident_bytes();
+  const double capacity = resident + 10.5 * row.total() / 0.9;
+  MemoryEstimate sized = estimate_memory(c, m, 1, capacity);
+  EXPECT_EQ(sized.rollout_rows, 10);
+  EXPECT_EQ(sized.rollout_peak.bytes, 10 * row.total());
+  EXPECT_LE(resident + sized.rollout_peak.bytes, capacity);
+  EXPECT_THAT(format_memory_estimate(sized, c, m, capacity, "test device"),
+              HasSubstr(" 10  rows decoding at once, of the 64 a device generates per step"));
+  // Not even one row left: the estimate counts one, and the report says it does not fit.
+  MemoryEstimate none = estimate_memory(c, m, 1, resident + row.total() / 2);
+  EXPECT_EQ(none.rollout_rows, 1);
+  EXPECT_THAT(format_memory_estimate(none, c, m, resident + row.total() / 2, "test device"),
+              HasSubstr("does NOT fit"));
+}
+
+TEST(DecodeMemory, RowsWithinABudget) {
+  DecodeRowBytes row{300, 100};
+  EXPECT_EQ(rows_within(1000, row), 2);
+  EXPECT_EQ(rows_within(1200, row), 3);
+  EXPECT_EQ(rows_within(399, row), 0);
+  EXPECT_EQ(rows_within(0, row), 0);
+  EXPECT_EQ(rows_within(-5, row), 0);
+}
+
+TEST(DecodeMemory, TheMachineReportsAvailableMemory) {
+  const double bytes = available_device_bytes(at::Device(at::kCPU));
+  EXPECT_GT(bytes, 64.0 * 1024 * 1024);  // a CI machine has more than 64 MiB free
+  EXPECT_LT(bytes, 1e15);
 }
 
 TEST(MemoryEstimate, CheckpointingAndMicroBatchShrinkTheTrainingPeak) {

@@ -1,0 +1,37 @@
+// What one decoding row of the rollout engine costs in memory, and how many rows fit in a budget. The
+// engine sizes its batch of active rows with it (GenerateOptions::memory_budget_bytes) and `--dry-run`
+// reports the same figure, so the two agree.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+
+#include "tinyzero/model/model_config.h"
+
+namespace tinyzero {
+
+struct DecodeRowBytes {
+  double kv = 0;    // its K and V slab: every layer, every KV head, `capacity` columns
+  double step = 0;  // its share of a decode step's transient tensors: vocabulary-wide logits and
+                    // sampling (fp32 and int64), the layer activations, attention scores, its bias row
+  double total() const { return kv + step; }
+};
+
+// A row of `capacity` tokens (longest prompt + max new tokens) with its cache in `cache_bytes`-byte
+// elements (2 under bf16 autocast or bf16 weights, else 4).
+DecodeRowBytes decode_row_bytes(const TransformerConfig& model, int64_t capacity, int64_t cache_bytes);
+
+// Rows that fit in `budget_bytes` (0 when not even one does).
+int64_t rows_within(double budget_bytes, const DecodeRowBytes& row);
+
+// The bytes this process can still allocate on `device`: on CUDA the device's free memory plus what
+// LibTorch's caching allocator holds unused; on the CPU the kernel's MemAvailable (/proc/meminfo).
+// Throws Error when it cannot be read.
+double available_device_bytes(const at::Device& device);
+
+// "1.23 GiB"
+std::string format_gib(double bytes);
+
+}  // namespace tinyzero
