@@ -183,6 +183,16 @@ std::string torch_version() {
          std::to_string(TORCH_VERSION_PATCH);
 }
 
+std::string allocator_name() {
+  // gperftools' tcmalloc exports tc_version(&major, &minor, &patch) -> "gperftools 2.10".
+  using TcVersion = const char* (*)(int*, int*, const char**);
+  auto* version = reinterpret_cast<TcVersion>(dlsym(RTLD_DEFAULT, "tc_version"));
+  if (version == nullptr) return "glibc malloc";
+  int major = 0, minor = 0;
+  const char* patch = nullptr;
+  return std::string("tcmalloc (") + version(&major, &minor, &patch) + ")";
+}
+
 std::string version_string() {
   std::string cuda = TINYZERO_CUDA_VERSION;
   std::string devices;
@@ -194,7 +204,7 @@ std::string version_string() {
   }
   return std::string("tinyzero ") + TINYZERO_VERSION + " (git " + TINYZERO_GIT_HASH + ")\nLibTorch " +
          torch_version() + (cuda.empty() ? ", without CUDA" : ", built with CUDA " + cuda) + " (" + devices +
-         ")";
+         ")\nmemory allocator: " + allocator_name();
 }
 
 }  // namespace tinyzero

@@ -59,5 +59,7 @@ std::string torch_version();
 // Two lines: "tinyzero 0.1.0 (git abc123)" and "LibTorch 2.11.0, built with CUDA 13.0 (no CUDA device
 // visible)".
 std::string version_string();
+// The malloc this process runs on: "tcmalloc (gperftools 2.10)" when tcmalloc replaced glibc's.
+std::string allocator_name();
 
 }  // namespace tinyzero

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "support/cli.h"
+#include "tinyzero/build_info.h"
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -33,6 +34,10 @@ TEST(TrainCli, VersionNamesLibTorchCudaAndTheCompiledBackends) {
   // install-deps.sh provides Gloo's headers, and a CUDA LibTorch always gets NCCL (configure fails
   // otherwise).
   EXPECT_THAT(r.output, ::testing::ContainsRegex("distributed backends: .*gloo"));
+  // The build links tcmalloc when it finds it (install-deps.sh installs it): then the binary runs on it.
+  EXPECT_THAT(r.output,
+              ::testing::HasSubstr(TINYZERO_TCMALLOC_LINKED ? "memory allocator: tcmalloc (gperftools"
+                                                            : "memory allocator: glibc malloc"));
   if (r.output.find("built with CUDA") != std::string::npos) {
     EXPECT_THAT(r.output, ::testing::ContainsRegex("distributed backends: nccl \\(NCCL [0-9]+\\.[0-9]+"));
   }
