@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check: the one script run on a lent GPU machine (one H100 with PyTorch 2.11.0+cu130 for python3,
-# no package registry, maybe none of our Debian libraries), in one run of at most 8 minutes.
+# no package registry, maybe none of our Debian libraries), in one run of at most 9.5 minutes (a device
+# command may take 10).
 #
 #   pack  (here, after scripts/build.sh) fills .gpu-payload/ (ignored by git) with what the GPU machine
 #         lacks: bin/tinyzero-train and bin/gpu_*_test (stripped copies from the build), and lib/ with every
@@ -26,7 +27,10 @@
 #              resume from it for one more step;
 #           d. tinyzero-train bench (decode, log-prob pass, training) of the Qwen2.5-0.5B shape with random
 #              weights, bf16 autocast on CUDA, each phase as a fraction of the bf16 matmul peak that bench
-#              measures on the GPU; its JSON goes next to the log.
+#              measures on the GPU; its JSON goes next to the log;
+#           e. the peer bench on the GPU (bench/peers/run.py): the same phases with HF transformers (the
+#              machine's python3 has it) against tinyzero-train bench, on the same random 0.5B weights
+#              (an HF directory made by init), 2 alternating rounds; the ratios and JSON go next to the log.
 #         Everything printed goes to the terminal and to the log.
 #
 # Usage:
@@ -38,7 +42,7 @@
 #   BUILD_DIR                     pack: the build to take the binaries from (default build)
 #   TINYZERO_PYTHON               pack: the python whose torch the build used (see scripts/torch-env.sh)
 #   TINYZERO_GPU_CHECK_PYTHON     run: the python whose torch provides LibTorch and CUDA (default python3)
-#   TINYZERO_GPU_CHECK_BUDGET     run: seconds for all steps together (default 460); each step's limit
+#   TINYZERO_GPU_CHECK_BUDGET     run: seconds for all steps together (default 560); each step's limit
 #                                 is cut to what is left, and steps that find too little left are skipped
 #   TINYZERO_GPU_CHECK_STEPS      run: steps of the smoke training before the resume (default 2)
 #   TINYZERO_GPU_CHECK_DEVICE     run: REHEARSAL ONLY. cpu runs the smoke training and the bench on the CPU,
@@ -382,6 +386,17 @@ if problems:
 PY
 }
 
+step_peers() {
+  local py=$GC_PY
+  if ! "$py" -c 'import transformers' 2>/dev/null; then
+    py=$ROOT/bench/peers/.venv/bin/python  # a rehearsal machine's own peer environment
+    [ -x "$py" ] || { echo "$GC_PY has no transformers (and no bench/peers/.venv)"; return 1; }
+  fi
+  # shellcheck disable=SC2086
+  "$py" bench/peers/run.py --binary "$GC_BIN" --peer-python "$py" $GC_PEERS_ARGS \
+    --out "$(dirname "$GC_BENCH_JSON")/gpu-check-peers.json"
+}
+
 run_checks() {
   local log=${1:-}
   [ -n "$log" ] || { if [ -n "${OUT:-}" ]; then log=$OUT/gpu-check.log; else log=$ROOT/gpu-check.log; fi; }
@@ -400,7 +415,7 @@ run_checks() {
   esac
   GC_PY=${TINYZERO_GPU_CHECK_PYTHON:-python3}
   GC_STEPS=${TINYZERO_GPU_CHECK_STEPS:-2}
-  local budget=${TINYZERO_GPU_CHECK_BUDGET:-460}
+  local budget=${TINYZERO_GPU_CHECK_BUDGET:-560}
   GC_PAYLOAD=$PAYLOAD
   GC_BIN=$PAYLOAD/bin/tinyzero-train
   GC_BENCH_JSON=$(dirname "$log")/gpu-check-bench.json
@@ -442,16 +457,22 @@ run_checks() {
     GC_BENCH_ARGS="--model-config configs/models/qwen2.5-0.5b.json --device cuda --precision bf16"
     GC_BENCH_ARGS+=" --batch 64,256 --prompt-len 64 --new-tokens 128"
     GC_BENCH_ARGS+=" --train-batch 16 --seq-len 512 --train-reps 3"
+    GC_PEERS_ARGS="--device cuda --precision bf16 --shapes qwen2.5-0.5b --rounds 2 --batch 64,256"
+    GC_PEERS_ARGS+=" --prompt-len 64 --new-tokens 128 --train-batch 16 --seq-len 512 --reps 1 --train-reps 3"
+    GC_PEERS_ARGS+=" --max-wait 15 --retry-contended 0"  # the CPU-quiet guard is for the 2-core bench machine
   else
     GC_BENCH_ARGS="--model-config configs/models/tiny.json --device cpu --precision bf16"
     GC_BENCH_ARGS+=" --matmul-sizes 256,512 --batch 4 --prompt-len 16 --new-tokens 16"
     GC_BENCH_ARGS+=" --train-batch 2 --seq-len 64 --train-reps 1"
+    GC_PEERS_ARGS="--device cpu --precision bf16 --shapes tiny --rounds 1 --batch 4 --prompt-len 16"
+    GC_PEERS_ARGS+=" --new-tokens 16 --train-batch 2 --seq-len 64 --reps 1 --train-reps 1"
+    GC_PEERS_ARGS+=" --max-wait 15 --retry-contended 0"
   fi
   export GC_DEVICE GC_PY GC_STEPS GC_PAYLOAD GC_BIN GC_BENCH_JSON GC_TORCH_SITE GC_WORK GC_SMOKE_OVERRIDES
-  export GC_BENCH_ARGS PACK_TORCH
+  export GC_BENCH_ARGS GC_PEERS_ARGS PACK_TORCH
   export -f is_glibc is_toolchain ldd_pairs step_nvidia_smi step_torch step_ldd step_version step_gtest
   export -f step_gpu_tests_summary step_tiny_model smoke_train check_checkpoint check_run step_smoke_train
-  export -f step_resume step_bench
+  export -f step_resume step_bench step_peers
 
   local start=$SECONDS passed=0 failed=0 xfailed=0 skipped=0 summary=()
   # step NAME LIMIT_S GPU_ONLY FUNCTION [ARGS...]
@@ -501,6 +522,8 @@ run_checks() {
   step resume 100 0 step_resume
   # d. bench of the 0.5B shape
   step bench 180 0 step_bench
+  # e. the same phases with HF transformers, side by side
+  step peers 150 0 step_peers
 
   say "summary ($GC_DEVICE, $((SECONDS - start))s):"
   local line
