@@ -58,11 +58,11 @@ class Engine {
         dev_(model.device()),
         A_(slots),
         N_(job.options.max_new_tokens),
-        C_(job.longest_prompt + job.options.max_new_tokens),
+        C_(job.capacity()),
         sample_of_(static_cast<size_t>(slots), -1),
         wbound_(static_cast<size_t>(slots), 0),
         tbound_(static_cast<size_t>(slots), 0) {
-    cache_dtype_ = autocast_enabled(dev_) ? at::kBFloat16 : model.dtype();
+    cache_dtype_ = decode_cache_dtype(model);
     cache_ = KVCache::allocate(model.config(), A_, C_, cache_dtype_, dev_);
     auto lopts = at::TensorOptions().dtype(at::kLong).device(dev_);
     tok_ = at::zeros({A_, 1}, lopts);
@@ -358,6 +358,10 @@ class Engine {
 };
 
 }  // namespace
+
+at::ScalarType decode_cache_dtype(CausalLMImpl& model) {
+  return autocast_enabled(model.device()) ? at::kBFloat16 : model.dtype();
+}
 
 void run_decode_engine(CausalLMImpl& model, GenerationJob& job, int64_t slots, int64_t first_prompt,
                        int64_t end_prompt) {

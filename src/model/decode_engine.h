@@ -25,8 +25,13 @@ struct GenerationJob {
   const GenerateOptions& options;
   int64_t longest_prompt = 0;
   std::vector<SampleOutput> outputs;
+  // Columns of an engine's KV slab: the longest prompt and every new token.
+  int64_t capacity() const { return longest_prompt + options.max_new_tokens; }
   std::mutex progress_mutex;  // serialises options.on_rows_done
 };
+
+// The dtype of the engines' KV cache: bf16 under autocast, else the model's.
+at::ScalarType decode_cache_dtype(CausalLMImpl& model);
 
 // Decodes the samples of the job's prompts [first_prompt, end_prompt) with up to `slots` rows at once
 // on the calling thread, starting prompts in order as slots free up. (A fixed share per engine, not a

@@ -91,8 +91,9 @@ void finalize(GenerateResult& r, const GenerateOptions& o, int64_t steps) {
   }
   at::Tensor eos_cpu = has_eos.to(at::kCPU).contiguous();
   r.finish.assign(R, FinishReason::kLength);
+  const bool* ended = eos_cpu.data_ptr<bool>();
   for (int64_t i = 0; i < R; ++i)
-    if (eos_cpu.data_ptr<bool>()[i]) r.finish[i] = FinishReason::kEos;
+    if (ended[i]) r.finish[i] = FinishReason::kEos;
   const int64_t width = std::max<int64_t>(lengths.max().item<int64_t>(), 1);
   r.lengths = lengths;
   at::Tensor col = at::arange(r.ids.size(1), r.ids.options()).unsqueeze(0);  // (1, N)
@@ -165,13 +166,13 @@ GenerateResult assemble(GenerationJob& job, const GenerateOptions& o, const at::
 
 // Rows decoding at once: every row, at most max_active_rows, and at most what the memory budget holds
 // (each row's KV cache at the engine's capacity, in the engine's cache dtype, and its decode tensors).
-int64_t active_rows(CausalLMImpl& model, const GenerateOptions& o, int64_t longest_prompt, int64_t R) {
+int64_t active_rows(CausalLMImpl& model, const GenerationJob& job, int64_t R) {
+  const GenerateOptions& o = job.options;
   int64_t rows = o.max_active_rows > 0 ? std::min(o.max_active_rows, R) : R;
   if (o.memory_budget_bytes <= 0) return rows;
-  const at::ScalarType cache = autocast_enabled(model.device()) ? at::kBFloat16 : model.dtype();
-  const int64_t capacity = longest_prompt + o.max_new_tokens;
-  const DecodeRowBytes row =
-      decode_row_bytes(model.config(), capacity, static_cast<int64_t>(c10::elementSize(cache)));
+  const int64_t capacity = job.capacity();
+  const DecodeRowBytes row = decode_row_bytes(
+      model.config(), capacity, static_cast<int64_t>(c10::elementSize(decode_cache_dtype(model))));
   const int64_t fit = rows_within(o.memory_budget_bytes, row);
   if (fit < 1)
     throw Error("generate: one decoding row of " + std::to_string(capacity) + " tokens needs " +
@@ -211,7 +212,7 @@ GenerateResult generate(CausalLMImpl& model, const std::vector<std::vector<int64
   }
   torch::NoGradGuard no_grad;
   const int64_t B = static_cast<int64_t>(prompts.size()), R = B * o.num_samples;
-  const int64_t rows = active_rows(model, o, job.longest_prompt, R);
+  const int64_t rows = active_rows(model, job, R);
   const int64_t workers = row_workers(model, o, B);
   FuseGuard fuse(model, o.fuse_weights);
   if (workers <= 1) {

@@ -14,11 +14,7 @@ namespace tinyzero {
 
 namespace {
 
-constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-
 double dtype_bytes(const std::string& dtype) { return dtype == "bfloat16" || dtype == "float16" ? 2.0 : 4.0; }
-
-std::string gib(double bytes) { return format_gib(bytes); }
 
 std::string millions(int64_t n) {
   char buf[32];
@@ -133,8 +129,8 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
   const double rows = static_cast<double>(e.rollout_rows);
   e.rollout_peak = {"rollout peak", rows * row.total(),
                     std::to_string(e.rollout_rows) + " rows at once" + sizing + ": KV cache " +
-                        std::to_string(s.seq) + " tokens each = " + gib(rows * row.kv) + ", decode tensors " +
-                        gib(rows * row.step)};
+                        std::to_string(s.seq) + " tokens each = " + format_gib(rows * row.kv) +
+                        ", decode tensors " + format_gib(rows * row.step)};
 
   // Training: activations of one micro-batch; with checkpointing only layer inputs plus one layer.
   const double tokens = static_cast<double>(s.micro_tokens);
@@ -147,8 +143,8 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
   const double head = 1024.0 * static_cast<double>(m.vocab_size) * 4.0 * 3.0;  // chunked log-prob head
   e.train_peak = {"training peak", acts + head,
                   "activations of " + std::to_string(s.micro_tokens) + " tokens" +
-                      (c.model.activation_checkpointing ? " (checkpointed)" : "") + " = " + gib(acts) +
-                      ", log-prob head chunk " + gib(head)};
+                      (c.model.activation_checkpointing ? " (checkpointed)" : "") + " = " + format_gib(acts) +
+                      ", log-prob head chunk " + format_gib(head)};
   return e;
 }
 
@@ -208,7 +204,7 @@ std::vector<std::string> memory_suggestions(const MemoryEstimate& e, const Train
             [](const Option& a, const Option& b) { return a.saving > b.saving; });
   std::vector<std::string> out;
   for (const auto& o : options)
-    out.push_back(o.override_text + " (saves " + gib(o.saving) +
+    out.push_back(o.override_text + " (saves " + format_gib(o.saving) +
                   (o.saving >= excess ? ", enough alone)" : ")"));
   return out;
 }
@@ -222,7 +218,7 @@ std::string format_memory_estimate(const MemoryEstimate& e, const TrainConfig& c
   out << "memory per device (estimate):\n";
   char line[256];
   auto row = [&](const MemoryItem& item) {
-    std::snprintf(line, sizeof line, "  %-28s %12s  %s\n", item.name.c_str(), gib(item.bytes).c_str(),
+    std::snprintf(line, sizeof line, "  %-28s %12s  %s\n", item.name.c_str(), format_gib(item.bytes).c_str(),
                   item.detail.c_str());
     out << line;
   };
@@ -234,10 +230,10 @@ std::string format_memory_estimate(const MemoryEstimate& e, const TrainConfig& c
   out << line;
   row(e.train_peak);
   std::snprintf(line, sizeof line, "  %-28s %12s  resident + the larger peak\n", "total",
-                gib(e.total_bytes()).c_str());
+                format_gib(e.total_bytes()).c_str());
   out << line;
   if (capacity > 0) {
-    std::snprintf(line, sizeof line, "  %-28s %12s  %s\n", "capacity", gib(capacity).c_str(),
+    std::snprintf(line, sizeof line, "  %-28s %12s  %s\n", "capacity", format_gib(capacity).c_str(),
                   device_name.c_str());
     out << line;
     const bool fits = e.total_bytes() <= capacity;
