@@ -211,6 +211,7 @@ struct PendingCollective::State {
   std::string op;
   std::vector<Bucket> buckets;
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  std::vector<at::Tensor> keep_alive;  // a sharding collective's tensors, held until it is waited for
   bool waited = false;
 };
 
@@ -235,6 +236,7 @@ void PendingCollective::wait() {
   auto& impl = *state_->impl;
   impl.check_usable(state_->op);
   for (auto& work : state_->works) impl.wait(state_->op, work);
+  state_->keep_alive.clear();
   at::NoGradGuard no_grad;
   for (auto& b : state_->buckets) {
     if (b.in_place || b.root == impl.rank) continue;
@@ -379,6 +381,8 @@ ProcessGroup::~ProcessGroup() {
   }
 }
 
+c10::Device ProcessGroup::device() const { return impl_ ? impl_->device : c10::Device(c10::kCPU); }
+
 void ProcessGroup::all_reduce_sum(at::Tensor& tensor) {
   if (!impl_) return;
   std::vector<at::Tensor> one{tensor};
@@ -414,6 +418,84 @@ void ProcessGroup::broadcast_from_owners(std::vector<at::Tensor>& tensors, const
                   std::to_string(i) + " is outside 0.." + std::to_string(world_size_ - 1));
   if (!impl_) return;
   PendingCollective(launch_buckets(impl_, "broadcast", tensors, owners, bucket_bytes)).wait();
+}
+
+namespace {
+
+// Checks a sharding collective's tensor pairs: defined, contiguous, on the group's device, one dtype per
+// pair, and output = world x input (all-gather) or input = world x output (reduce-scatter).
+void check_shard_pairs(const ProcessGroup::Impl& impl, const std::string& op,
+                       const std::vector<at::Tensor>& outputs, const std::vector<at::Tensor>& inputs,
+                       bool gather) {
+  impl.check_usable(op);
+  if (outputs.size() != inputs.size())
+    throw Error(op + ": " + std::to_string(outputs.size()) + " outputs for " + std::to_string(inputs.size()) +
+                " inputs");
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    impl.check_tensor(op, inputs[i], i);
+    impl.check_tensor(op, outputs[i], i);
+    const int64_t big = gather ? outputs[i].numel() : inputs[i].numel();
+    const int64_t small = gather ? inputs[i].numel() : outputs[i].numel();
+    if (!inputs[i].is_contiguous() || !outputs[i].is_contiguous() ||
+        inputs[i].scalar_type() != outputs[i].scalar_type() || big != small * impl.world)
+      throw Error(op + ": tensor pair " + std::to_string(i) + " must be contiguous, of one dtype, with " +
+                  (gather ? "output" : "input") + " = " + std::to_string(impl.world) + " x " +
+                  (gather ? "input" : "output") + " elements (got " + std::to_string(inputs[i].numel()) +
+                  " -> " + std::to_string(outputs[i].numel()) + ")");
+  }
+}
+
+}  // namespace
+
+PendingCollective ProcessGroup::all_gather_start(std::vector<at::Tensor> outputs,
+                                                 std::vector<at::Tensor> inputs) {
+  if (!impl_) {
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < inputs.size(); ++i) outputs[i].view({-1}).copy_(inputs[i].view({-1}));
+    return PendingCollective(nullptr);
+  }
+  const std::string op = "all_gather";
+  check_shard_pairs(*impl_, op, outputs, inputs, true);
+  auto state = std::make_unique<PendingCollective::State>();
+  state->impl = impl_;
+  state->op = op;
+  state->keep_alive = outputs;
+  state->keep_alive.insert(state->keep_alive.end(), inputs.begin(), inputs.end());
+  if (!inputs.empty()) {
+    c10d::AllgatherOptions opts;
+    opts.timeout = impl_->timeout;
+    state->works.push_back(impl_->launch(op, [&] {
+      return outputs.size() == 1 ? impl_->backend->_allgather_base(outputs[0], inputs[0], opts)
+                                 : impl_->backend->allgather_into_tensor_coalesced(outputs, inputs, opts);
+    }));
+  }
+  return PendingCollective(std::move(state));
+}
+
+PendingCollective ProcessGroup::reduce_scatter_sum_start(std::vector<at::Tensor> outputs,
+                                                         std::vector<at::Tensor> inputs) {
+  if (!impl_) {
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < inputs.size(); ++i) outputs[i].view({-1}).copy_(inputs[i].view({-1}));
+    return PendingCollective(nullptr);
+  }
+  const std::string op = "reduce_scatter_sum";
+  check_shard_pairs(*impl_, op, outputs, inputs, false);
+  auto state = std::make_unique<PendingCollective::State>();
+  state->impl = impl_;
+  state->op = op;
+  state->keep_alive = outputs;
+  state->keep_alive.insert(state->keep_alive.end(), inputs.begin(), inputs.end());
+  if (!inputs.empty()) {
+    c10d::ReduceScatterOptions opts;
+    opts.reduceOp = c10d::ReduceOp::SUM;
+    opts.timeout = impl_->timeout;
+    state->works.push_back(impl_->launch(op, [&] {
+      return outputs.size() == 1 ? impl_->backend->_reduce_scatter_base(outputs[0], inputs[0], opts)
+                                 : impl_->backend->reduce_scatter_tensor_coalesced(outputs, inputs, opts);
+    }));
+  }
+  return PendingCollective(std::move(state));
 }
 
 namespace {

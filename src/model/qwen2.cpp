@@ -31,31 +31,68 @@ at::Tensor sdpa_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
   return out.transpose(1, 2).reshape({B, T, H * D});                       // (B, T, H*D)
 }
 
+template <typename T>
+int64_t pointer_value(T* p) {
+  return static_cast<int64_t>(reinterpret_cast<intptr_t>(p));
+}
+template <typename T>
+T* pointer_from(const c10::IValue& v) {
+  return reinterpret_cast<T*>(static_cast<intptr_t>(v.toInt()));
+}
+
 // Runs one decoder layer in forward without keeping activations; backward re-runs it with grad
-// enabled and back-propagates through the re-run (the reentrant scheme of torch.utils.checkpoint).
+// enabled and back-propagates through the re-run (the reentrant scheme of torch.utils.checkpoint). With
+// a parameter host (ZeRO-3) the layer's parameters are acquired around the forward and again around the
+// re-run, so they are whole only while the layer computes.
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor x, at::Tensor cos,
-                            at::Tensor sin, at::Tensor bias, DecoderLayerImpl* layer) {
+                            at::Tensor sin, at::Tensor bias, DecoderLayerImpl* layer, ParameterHost* host,
+                            int64_t index) {
     ctx->save_for_backward({x, cos, sin, bias});
-    ctx->saved_data["layer"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(layer));
+    ctx->saved_data["layer"] = pointer_value(layer);
+    ctx->saved_data["host"] = pointer_value(host);
+    ctx->saved_data["index"] = index;
     ctx->saved_data["autocast"] = autocast_enabled(x.device());
     torch::NoGradGuard no_grad;
-    return layer->forward(x, ForwardTables{cos, sin, bias, {}});
+    if (host) host->acquire(index);
+    at::Tensor out = layer->forward(x, ForwardTables{cos, sin, bias, {}});
+    if (host) host->release(index);
+    return out;
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_out) {
     auto saved = ctx->get_saved_variables();
-    auto* layer =
-        reinterpret_cast<DecoderLayerImpl*>(static_cast<intptr_t>(ctx->saved_data["layer"].toInt()));
+    auto* layer = pointer_from<DecoderLayerImpl>(ctx->saved_data["layer"]);
+    auto* host = pointer_from<ParameterHost>(ctx->saved_data["host"]);
+    const int64_t index = ctx->saved_data["index"].toInt();
     at::Tensor x = saved[0].detach().requires_grad_(true);
     at::Tensor out;
+    if (host) host->acquire(index);
     {
       torch::AutoGradMode grad_on(true);
       AutocastGuard autocast(x.device(), ctx->saved_data["autocast"].toBool());
       out = layer->forward(x, ForwardTables{saved[1], saved[2], saved[3], {}});
     }
     torch::autograd::backward({out}, {grad_out[0]});
-    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    if (host) host->release(index);
+    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// The identity at a decoder layer's input whose backward runs once that layer's backward is complete
+// (every node of the layer lies between its input and its output, and the engine runs parameters'
+// gradient accumulation first): it tells the parameter host that the layer's gradients are in .grad().
+struct LayerGradientsDone : public torch::autograd::Function<LayerGradientsDone> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor x, ParameterHost* host,
+                            int64_t index) {
+    ctx->saved_data["host"] = pointer_value(host);
+    ctx->saved_data["index"] = index;
+    return x.view_as(x);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    pointer_from<ParameterHost>(ctx->saved_data["host"])->gradients_ready(ctx->saved_data["index"].toInt());
+    return {grad_out[0], at::Tensor(), at::Tensor()};
   }
 };
 
@@ -287,7 +324,10 @@ void CausalLMImpl::prepare_concurrent_inference() {
 at::Device CausalLMImpl::device() { return model->embed_tokens->weight.device(); }
 at::ScalarType CausalLMImpl::dtype() { return model->embed_tokens->weight.scalar_type(); }
 
-at::Tensor CausalLMImpl::head_weight() { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
+at::Tensor CausalLMImpl::head_weight() {
+  acquire_root();
+  return lm_head ? lm_head->weight : model->embed_tokens->weight;
+}
 
 at::Tensor CausalLMImpl::logits(const at::Tensor& hidden) {
   return at::linear(hidden, head_weight().to(hidden.scalar_type())).to(at::kFloat);
@@ -321,12 +361,18 @@ at::Tensor CausalLMImpl::decode_hidden_states(const at::Tensor& tokens, const at
                 std::to_string(key_bias.size(0)) + ", " + std::to_string(S) + "], cache capacity " +
                 std::to_string(cache.capacity()));
   }
+  acquire_root();
   at::Tensor x = model->embed_tokens(tokens);  // (A, 1, hidden)
   ForwardTables tables = rotary_tables(positions, x.scalar_type());
   tables.attn_bias = key_bias.view({A, 1, 1, 1, S});
   tables.write_index = write_index;
   int64_t i = 0;
-  for (auto& m : *model->layers) x = m->as<DecoderLayerImpl>()->forward(x, tables, &cache, i++, 0);
+  for (auto& m : *model->layers) {
+    if (host_) host_->acquire(i);
+    x = m->as<DecoderLayerImpl>()->forward(x, tables, &cache, i, 0);
+    if (host_) host_->release(i);
+    ++i;
+  }
   return model->norm(x);
 }
 
@@ -348,6 +394,7 @@ at::Tensor CausalLMImpl::hidden_states(const at::Tensor& ids, const at::Tensor& 
                 " needed: allocate a larger cache");
   }
   at::Device dev = device();
+  acquire_root();
   at::Tensor x = model->embed_tokens(ids.to(dev));  // (B, T, hidden)
   if (layer_outputs) layer_outputs->push_back(x);
 
@@ -375,14 +422,22 @@ at::Tensor CausalLMImpl::hidden_states(const at::Tensor& ids, const at::Tensor& 
     tables.attn_bias = at::zeros({B, 1, 1, T, S}, f32).masked_fill_(allow.logical_not(), neg_inf);
   }
 
-  bool checkpoint = checkpointing_ && cache == nullptr && torch::GradMode::is_enabled() && is_training();
+  const bool with_grad = torch::GradMode::is_enabled();
+  const bool frees = host_ && host_->frees_parameters();
+  if (frees && with_grad && cache != nullptr)
+    throw Error("a forward with gradients and a KV cache cannot run on sharded parameters (ZeRO-3)");
+  // Sharded parameters are freed after each layer, so a pass with gradients must re-run layers in backward.
+  const bool checkpoint = cache == nullptr && with_grad && ((checkpointing_ && is_training()) || frees);
   int64_t i = 0;
   for (auto& m : *model->layers) {
     auto layer = m->as<DecoderLayerImpl>();
+    if (host_ && with_grad) x = LayerGradientsDone::apply(x, host_, i);
     if (checkpoint) {
-      x = CheckpointedLayer::apply(x, tables.cos, tables.sin, tables.attn_bias, layer);
+      x = CheckpointedLayer::apply(x, tables.cos, tables.sin, tables.attn_bias, layer, host_, i);
     } else {
+      if (host_) host_->acquire(i);
       x = layer->forward(x, tables, cache, i, offset);
+      if (host_) host_->release(i);
     }
     if (layer_outputs) layer_outputs->push_back(x);
     ++i;

@@ -115,11 +115,13 @@ std::string save_checkpoint(TrainContext& s) {
   // Every rank: check that the copies are identical, and gather sharded optimizer state to rank 0.
   const uint64_t hash = s.optimizer->check_in_sync("actor");
   if (s.critic) s.critic_optimizer->check_in_sync("critic");
-  if (s.world() > 1)
+  if (s.world() > 1 && s.optimizer->stage() < 3)
     logging::info("step {}: actor parameters identical on all {} ranks (hash {:016x})", s.step, s.world(),
                   hash);
   std::vector<std::pair<std::string, at::Tensor>> actor_state = s.optimizer->gather_state(), critic_state;
   if (s.critic) critic_state = s.critic_optimizer->gather_state();
+  // ZeRO-3: the weights whole on every rank while rank 0 writes them.
+  PinnedParameters actor_whole(s.optimizer.get()), critic_whole(s.critic_optimizer.get());
   fs::path root = fs::path(c.trainer.run_dir) / "checkpoints";
   const fs::path final_dir = root / checkpoint_name(s.step);
   if (!s.pg->is_main()) {  // rank 0 writes; the others wait until the checkpoint is complete

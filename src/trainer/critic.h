@@ -31,6 +31,8 @@ class Critic {
 
   void train(bool on);
   void set_activation_checkpointing(bool on) { backbone_->set_activation_checkpointing(on); }
+  // Sharded parameters (ZeRO-2/3); the value head belongs to the root unit.
+  void set_parameter_host(ParameterHost* host) { backbone_->set_parameter_host(host); }
   // Moves the parameters (not the optimizer state) to `device`, e.g. for offloading between uses.
   void to(const at::Device& device);
 

@@ -20,6 +20,12 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<std::pair<std::string, 
                                              const OptimConfig& config, ProcessGroup& pg, int64_t zero_stage,
                                              int64_t bucket_bytes, bool overlap)
     : params_(std::move(params)), pg_(pg), bucket_bytes_(bucket_bytes) {
+  stage_ = pg.world_size() > 1 ? zero_stage : 0;
+  if (stage_ >= 2) {
+    shards_ = std::make_unique<ParameterShards>(params_, pg, stage_ == 3);
+    adam_ = std::make_unique<AdamW>(shards_->shards(), config);
+    return;
+  }
   if (overlap && pg.world_size() > 1) {
     // Buckets of about bucket_bytes over the parameters in reverse order, one dtype per bucket.
     bucket_of_.resize(params_.size());
@@ -45,7 +51,7 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<std::pair<std::string, 
       }));
   }
   std::vector<std::pair<std::string, at::Tensor>> mine = params_;
-  if (zero_stage >= 1 && pg.world_size() > 1) {
+  if (stage_ == 1) {
     std::vector<int64_t> numels;
     for (const auto& [name, p] : params_) numels.push_back(p.numel());
     owners_ = partition_by_size(numels, pg.world_size());
@@ -119,16 +125,51 @@ int64_t DataParallelOptimizer::owned_parameters() const {
   return n;
 }
 
-void DataParallelOptimizer::zero_grad() { zero_grads(params_); }
+void DataParallelOptimizer::zero_grad() {
+  if (shards_)
+    shards_->zero_grad();
+  else
+    zero_grads(params_);
+}
 
 void DataParallelOptimizer::broadcast_parameters(int root) {
   if (pg_.world_size() == 1) return;
+  if (shards_) shards_->pin();
   std::vector<at::Tensor> tensors;
   for (auto& [name, p] : params_) tensors.push_back(p);
   pg_.broadcast(tensors, root, bucket_bytes_);
+  if (!shards_) return;
+  shards_->shard_from_parameters();
+  shards_->unpin();
+}
+
+void DataParallelOptimizer::pin_parameters() {
+  if (shards_) shards_->pin();
+}
+
+void DataParallelOptimizer::unpin_parameters() {
+  if (shards_) shards_->unpin();
+}
+
+void DataParallelOptimizer::release_gathered() {
+  if (shards_) shards_->release_all();
 }
 
 double DataParallelOptimizer::reduce_and_clip(double max_norm) {
+  if (shards_) {
+    // The global norm from every rank's sum of squares over its chunks (padding adds zeros).
+    shards_->finish_gradients();
+    torch::NoGradGuard no_grad;
+    double local = 0;
+    for (const auto& [name, shard] : shards_->shards())
+      local += shard.grad().to(at::kFloat).pow(2).sum().item<double>();
+    const double norm = std::sqrt(pg_.all_reduce(local, ReduceOp::kSum));
+    if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
+      const double scale = max_norm / (norm + 1e-6);
+      for (const auto& [name, shard] : shards_->shards()) shard.grad().mul_(scale);
+    }
+    return norm;
+  }
   if (used_) {
     finish_overlap();
   } else if (pg_.world_size() > 1) {
@@ -144,6 +185,10 @@ double DataParallelOptimizer::reduce_and_clip(double max_norm) {
 
 void DataParallelOptimizer::step(double lr) {
   adam_->step(lr);
+  if (shards_) {
+    shards_->parameters_updated();
+    return;
+  }
   if (!sharded()) return;
   std::vector<at::Tensor> tensors;
   for (auto& [name, p] : params_) tensors.push_back(p);
@@ -165,10 +210,19 @@ std::vector<std::pair<std::string, at::Tensor>> DataParallelOptimizer::gather_st
     const auto& [name, p] = params_[i];
     std::vector<std::string> names = {"exp_avg." + name, "exp_avg_sq." + name};
     if (p.scalar_type() != at::kFloat) names.push_back("master." + name);
+    if (shards_) {
+      for (const auto& n : names) {
+        at::Tensor whole = shards_->gather_whole(i, mine.at(n));
+        if (pg_.is_main()) out.emplace_back(n, whole.to(at::kCPU));
+      }
+      continue;
+    }
+    // Receive buffers on the group's device, which is not the parameter's while it is offloaded.
     std::vector<at::Tensor> tensors;
     for (const auto& n : names)
-      tensors.push_back(owners_[i] == pg_.rank() ? mine.at(n)
-                                                 : torch::empty_like(p, p.options().dtype(at::kFloat)));
+      tensors.push_back(owners_[i] == pg_.rank()
+                            ? mine.at(n)
+                            : torch::empty(p.sizes(), p.options().dtype(at::kFloat).device(pg_.device())));
     pg_.broadcast(tensors, owners_[i], bucket_bytes_);
     if (pg_.is_main())
       for (size_t k = 0; k < names.size(); ++k) out.emplace_back(names[k], tensors[k].to(at::kCPU));
@@ -180,14 +234,21 @@ void DataParallelOptimizer::load_state(const std::string& file, int64_t steps_ta
                                        const at::Device& device) {
   SafetensorsFile f = SafetensorsFile::open(file);
   std::map<std::string, at::Tensor> tensors;
-  for (const auto& [name, p] : adam_->params())
-    for (const std::string prefix : {"exp_avg.", "exp_avg_sq.", "master."})
-      if (f.find(prefix + name)) tensors[prefix + name] = f.tensor(prefix + name).to(device);
+  for (size_t i = 0; i < adam_->params().size(); ++i) {
+    const std::string& name = adam_->params()[i].first;
+    for (const std::string prefix : {"exp_avg.", "exp_avg_sq.", "master."}) {
+      if (!f.find(prefix + name)) continue;
+      at::Tensor t = f.tensor(prefix + name).to(device);
+      // Stages 2/3: this rank's chunk of the whole tensor (the shards list the parameters in order).
+      if (shards_) t = shards_->chunk_of(i, t, prefix + name).clone();
+      tensors[prefix + name] = t;
+    }
+  }
   adam_->load_state(tensors, steps_taken);
 }
 
 uint64_t DataParallelOptimizer::check_in_sync(const std::string& what) {
-  if (pg_.world_size() == 1) return 0;  // nothing to compare with
+  if (pg_.world_size() == 1 || stage_ == 3) return 0;  // nothing to compare with
   // FNV-1a over the raw bytes of every parameter, in order.
   uint64_t h = 1469598103934665603ull;
   for (const auto& [name, p] : params_) {

@@ -13,6 +13,12 @@
 // order, the order backward produces them) starts its all-reduce as soon as it is complete and every
 // bucket before it has started (the same order on every rank), while backward goes on with the layers
 // below. reduce_and_clip() then waits for them.
+//
+// ZeRO stages 2 and 3 (more than one rank): a ParameterShards keeps each rank's shard of every
+// parameter, gradient and AdamW state (parameter_shards.h); the model asks it for its parameters through
+// its ParameterHost (attach host() with set_parameter_host). Gradients are reduce-scattered layer by layer
+// during backward; the norm is summed over the ranks' shards; AdamW updates the shards; stage 2 then
+// gathers the parameters whole again, stage 3 gathers them a layer at a time when the model uses them.
 #pragma once
 
 #include <torch/torch.h>
@@ -26,6 +32,7 @@
 #include "tinyzero/core/config.h"
 #include "tinyzero/dist/process_group.h"
 #include "tinyzero/trainer/optimizer.h"
+#include "trainer/parameter_shards.h"
 
 namespace tinyzero {
 
@@ -47,7 +54,8 @@ class DataParallelOptimizer {
   }
 
   void zero_grad();
-  // Copies rank `root`'s parameters to every rank (an identical start).
+  // Copies rank `root`'s parameters to every rank (an identical start); stages 2/3 then take their shards
+  // from them (and stage 3 frees them).
   void broadcast_parameters(int root = 0);
   // Sums the gradients over ranks (missing gradients count as zero) and clips them to `max_norm` (<= 0:
   // off). Returns the global norm before clipping (non-finite when some gradient is).
@@ -57,18 +65,29 @@ class DataParallelOptimizer {
   void step(double lr);
   int64_t steps_taken() const { return adam_->steps_taken(); }
 
-  // The whole optimizer state, named as AdamW::state_tensors() names it, as CPU tensors on rank 0 (with
-  // ZeRO-1 gathered from the owners); empty on other ranks. Every rank must call it.
+  // The whole optimizer state, named as AdamW::state_tensors() names it and shaped like the parameters,
+  // as CPU tensors on rank 0 (sharded state gathered from every rank); empty on other ranks. Every rank
+  // must call it.
   std::vector<std::pair<std::string, at::Tensor>> gather_state();
-  // Loads this rank's share of a state written from gather_state() (any world size) from `file`.
+  // Loads this rank's share of a state written from gather_state() (any world size and stage) from `file`.
   void load_state(const std::string& file, int64_t steps_taken, const at::Device& device);
 
   // A 64-bit hash of every parameter's bytes, compared across ranks: throws Error when the ranks' copies
-  // differ (they must be bitwise identical). Returns the hash (0 for a single process, which skips it).
+  // differ (they must be bitwise identical). Returns the hash (0 for a single process or stage 3, whose
+  // ranks hold different shards and no copies: they skip it).
   uint64_t check_in_sync(const std::string& what);
 
   const std::vector<std::pair<std::string, at::Tensor>>& params() const { return params_; }
-  bool sharded() const { return !owners_.empty(); }
+  // ZeRO stage in effect (a single process runs stage 0 whatever was asked).
+  int64_t stage() const { return stage_; }
+  bool sharded() const { return stage_ >= 1; }
+  // Stages 2/3: what the model's forward and backward call (set_parameter_host); nullptr otherwise.
+  ParameterShards* host() const { return shards_.get(); }
+  // Every parameter whole from pin_parameters() to unpin_parameters() (generation, saving weights);
+  // release_gathered() frees what stage 3 gathered during a phase. Collective / no-ops below stage 3.
+  void pin_parameters();
+  void unpin_parameters();
+  void release_gathered();
   // Parameters whose AdamW state this rank keeps (all of them unless sharded).
   int64_t owned_parameters() const;
 
@@ -79,9 +98,11 @@ class DataParallelOptimizer {
   void finish_overlap();
 
   std::vector<std::pair<std::string, at::Tensor>> params_;
-  std::vector<int> owners_;  // owner rank of each parameter (ZeRO-1), empty otherwise
+  std::vector<int> owners_;                  // owner rank of each parameter (ZeRO-1), empty otherwise
+  std::unique_ptr<ParameterShards> shards_;  // stages 2 and 3
   std::unique_ptr<AdamW> adam_;
   ProcessGroup& pg_;
+  int64_t stage_ = 0;
   int64_t bucket_bytes_;
   // Overlap state: buckets in launch order, each parameter's bucket, the accumulated gradients of the
   // armed pass, the hooks' handles.
@@ -92,6 +113,22 @@ class DataParallelOptimizer {
   size_t next_launch_ = 0;
   bool armed_ = false, used_ = false;
   int64_t overlapped_buckets_ = 0, reduced_buckets_ = 0;
+};
+
+// Keeps an optimizer's parameters whole while alive (pin_parameters / unpin_parameters); nullptr: none.
+class PinnedParameters {
+ public:
+  explicit PinnedParameters(DataParallelOptimizer* optimizer) : optimizer_(optimizer) {
+    if (optimizer_) optimizer_->pin_parameters();
+  }
+  ~PinnedParameters() {
+    if (optimizer_) optimizer_->unpin_parameters();
+  }
+  PinnedParameters(const PinnedParameters&) = delete;
+  PinnedParameters& operator=(const PinnedParameters&) = delete;
+
+ private:
+  DataParallelOptimizer* optimizer_;
 };
 
 }  // namespace tinyzero

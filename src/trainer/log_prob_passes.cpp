@@ -66,6 +66,7 @@ void reference_and_critic_passes(TrainContext& ctx, RolloutBatch& r, bool on_pol
   if (!on_policy)
     r.old_log_probs =
         ctx.config.rollout.reuse_log_probs ? r.sample_log_probs : batched_log_probs(ctx, *ctx.actor, r);
+  ctx.optimizer->release_gathered();
   timer.next(metric_names::kTimingRef);
   if (ctx.reference) {
     ctx.place_reference(true);

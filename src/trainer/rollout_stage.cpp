@@ -136,6 +136,7 @@ StepRollouts collect_rollouts(TrainContext& ctx) {
   StepRollouts out;
   std::vector<RolloutBatch> kept;
   int64_t kept_groups = 0;
+  PinnedParameters whole(ctx.optimizer.get());  // ZeRO-3: gathered once for the whole phase
   while (kept_groups < want_groups) {
     std::vector<Problem> batch;
     const std::vector<int64_t> picks = ctx.cursor->next(c.data.train_batch_size);

@@ -20,6 +20,10 @@ void check_world_size(const TrainConfig& c, const DistEnv& env, bool sft) {
                       ") and actor.ppo_mini_batch_size (" + std::to_string(c.actor.ppo_mini_batch_size) +
                       ") must be multiples of the world size " + std::to_string(w) +
                       "; change them or the number of ranks");
+  if (w > 1 && c.distributed.zero_stage == 3 && (c.critic.offload || c.reference.offload))
+    throw ConfigError(
+        "critic.offload / reference.offload move whole models to the CPU between uses; with "
+        "distributed.zero_stage=3 each rank keeps only its shard of them: set the offload options to false");
   if (c.algorithm.filter_groups)
     throw ConfigError(
         "algorithm.filter_groups (DAPO dynamic sampling) runs on one process only in this version; "
@@ -63,6 +67,13 @@ void load_models(TrainContext& s) {
     s.reference = load_causal_lm(c.model.path, ref_dtype, s.device);
     s.reference->eval();
     for (auto& p : s.reference->parameters()) p.set_requires_grad(false);
+    if (c.distributed.zero_stage == 3 && s.world() > 1) {  // every rank loaded the same weights
+      std::vector<std::pair<std::string, at::Tensor>> ref_params;
+      for (auto& item : s.reference->named_parameters()) ref_params.emplace_back(item.key(), item.value());
+      s.reference_shards = std::make_unique<ParameterShards>(ref_params, *s.pg, true);
+      s.reference_shards->shard_from_parameters();
+      s.reference->set_parameter_host(s.reference_shards.get());
+    }
     s.place_reference(false);
   }
   std::vector<std::pair<std::string, at::Tensor>> params;
@@ -71,12 +82,14 @@ void load_models(TrainContext& s) {
   s.optimizer =
       std::make_unique<DataParallelOptimizer>(params, c.actor.optim, *s.pg, c.distributed.zero_stage,
                                               bucket_bytes, c.distributed.overlap_grad_reduce);
+  s.actor->set_parameter_host(s.optimizer->host());
   if (c.needs_critic()) {
     s.critic = std::make_unique<Critic>(c.model.path, s.dtype, s.device, derive_seed(c.trainer.seed, 0xc417));
     s.critic->set_activation_checkpointing(c.model.activation_checkpointing);
     s.critic_optimizer = std::make_unique<DataParallelOptimizer>(
         s.critic->named_parameters(), c.critic.optim, *s.pg, c.distributed.zero_stage, bucket_bytes,
         c.distributed.overlap_grad_reduce);
+    s.critic->set_parameter_host(s.critic_optimizer->host());
   }
   s.kl_ctrl = make_kl_controller(c.algorithm.kl_ctrl);
 }
@@ -159,11 +172,13 @@ std::unique_ptr<TrainContext> make_train_context(const TrainConfig& config) {
 }
 
 void TrainContext::place_reference(bool in_use) {
+  if (!in_use && reference_shards) reference_shards->release_all();
   if (reference && config.reference.offload && device.is_cuda())
     reference->to(in_use ? device : at::Device(at::kCPU));
 }
 
 void TrainContext::place_critic(bool in_use) {
+  if (!in_use && critic_optimizer) critic_optimizer->release_gathered();
   if (critic && config.critic.offload && device.is_cuda()) critic->to(in_use ? device : at::Device(at::kCPU));
 }
 

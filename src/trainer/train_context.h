@@ -49,6 +49,7 @@ struct TrainContext {
   std::unique_ptr<DataParallelOptimizer> optimizer;
   std::unique_ptr<Critic> critic;  // PPO only
   std::unique_ptr<DataParallelOptimizer> critic_optimizer;
+  std::unique_ptr<ParameterShards> reference_shards;  // ZeRO-3 on more than one rank
   std::unique_ptr<KlController> kl_ctrl;
   std::unique_ptr<MetricsLogger> logger;  // rank 0 only
   // Counters (saved in checkpoints).
@@ -64,7 +65,8 @@ struct TrainContext {
     return {count * rank() / world(), count * (rank() + 1) / world()};
   }
   double sum_over_ranks(double v) const { return pg->all_reduce(v, ReduceOp::kSum); }
-  // Moves the reference / critic to the training device, or back to the CPU when it is offloaded.
+  // Moves the reference / critic to the training device, or back to the CPU when it is offloaded; when
+  // it is no longer in use, frees what ZeRO-3 gathered of it.
   void place_reference(bool in_use);
   void place_critic(bool in_use);
 };

@@ -113,7 +113,11 @@ Trainer::Trainer(const LoadedConfig& loaded) {
   if (s.critic) s.place_critic(false);
   const double actor_params = static_cast<double>(s.actor->config().num_parameters()) / 1e6;
   if (s.optimizer->sharded())
-    logging::info("ZeRO-1: this rank keeps the AdamW state of {:.2f}M of the actor's {:.2f}M parameters",
+    logging::info("ZeRO-{}: this rank keeps the AdamW state{} of {:.2f}M of the actor's {:.2f}M parameters",
+                  s.optimizer->stage(),
+                  s.optimizer->stage() == 3   ? ", gradients and weights"
+                  : s.optimizer->stage() == 2 ? " and gradients"
+                                              : "",
                   static_cast<double>(s.optimizer->owned_parameters()) / 1e6, actor_params);
   if (s.pg->is_main()) {
     MetricsLoggerOptions log_options = metrics_logger_options(c.logging);

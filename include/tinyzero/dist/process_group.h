@@ -68,6 +68,8 @@ class ProcessGroup {
   bool is_main() const { return rank_ == 0; }
   const std::string& backend() const { return backend_; }  // "none" (world 1) | "gloo" | "nccl"
   double timeout_s() const { return timeout_s_; }
+  // Where the tensors of its collectives must live (the CPU for a world of 1).
+  c10::Device device() const;
 
   // Sums `tensor` over all ranks, in place.
   void all_reduce_sum(at::Tensor& tensor);
@@ -88,6 +90,15 @@ class ProcessGroup {
   // packed into one bucket, so contiguous ownership (partition_by_size) means few, large transfers.
   void broadcast_from_owners(std::vector<at::Tensor>& tensors, const std::vector<int>& owners,
                              int64_t bucket_bytes = kDefaultBucketBytes);
+
+  // Parameter sharding (ZeRO-2/3). For each i, every rank's inputs[i] (n_i elements, the same n_i on every
+  // rank), concatenated in rank order into outputs[i] (world * n_i elements); all launched as one
+  // coalesced collective. Returns once launched: wait() before reading the outputs; inputs and outputs
+  // must stay alive and untouched until then. Contiguous tensors of one dtype per pair.
+  PendingCollective all_gather_start(std::vector<at::Tensor> outputs, std::vector<at::Tensor> inputs);
+  // For each i, the sum over ranks of inputs[i] (world * n_i elements), of which rank r receives elements
+  // [r * n_i, (r + 1) * n_i) in outputs[i] (n_i elements). Same rules as all_gather_start.
+  PendingCollective reduce_scatter_sum_start(std::vector<at::Tensor> outputs, std::vector<at::Tensor> inputs);
 
   // Element-wise reduction of a few host values (metrics, counts); exact for integers below 2^53.
   std::vector<double> all_reduce(std::vector<double> values, ReduceOp op);

@@ -98,6 +98,21 @@ class TransformerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Transformer);
 
+// Keeper of a model's parameters when they are sharded across ranks (ZeRO-2/3: trainer/parameter_shards.h).
+// Units: decoder layer i is unit i; everything else (embeddings, final norm, LM head, a critic's value
+// head) is the root unit, numbered num_hidden_layers. The model calls it around every use of a unit.
+class ParameterHost {
+ public:
+  virtual ~ParameterHost() = default;
+  // The unit's parameters hold their values from acquire() until release() (no-ops while they stay whole).
+  virtual void acquire(int64_t unit) = 0;
+  virtual void release(int64_t unit) = 0;
+  // Backward has put every gradient of decoder layer `layer` for this pass into its parameters' .grad().
+  virtual void gradients_ready(int64_t layer) = 0;
+  // Parameters are freed between uses: a forward with gradients then re-runs each layer in backward.
+  virtual bool frees_parameters() const = 0;
+};
+
 class CausalLMImpl : public torch::nn::Module {
  public:
   // Parameters are allocated on the CPU in fp32 with Hugging Face's init (normal(0, initializer_range),
@@ -135,6 +150,10 @@ class CausalLMImpl : public torch::nn::Module {
   void set_activation_checkpointing(bool on) { checkpointing_ = on; }
   bool activation_checkpointing() const { return checkpointing_; }
 
+  // Sharded parameters (nullptr: the model holds its own). The host must outlive its use here.
+  void set_parameter_host(ParameterHost* host) { host_ = host; }
+  ParameterHost* parameter_host() const { return host_; }
+
   // Inference: concatenates q/k/v and gate/up weights into copies used while grad mode is off (fewer,
   // larger matmuls; costs one more copy of those weights). The copies go stale when parameters change:
   // turn it off before training (the generator turns it on and off around each call).
@@ -156,6 +175,10 @@ class CausalLMImpl : public torch::nn::Module {
  private:
   TransformerConfig config_;
   bool checkpointing_ = false, fused_ = false;
+  ParameterHost* host_ = nullptr;
+  void acquire_root() {
+    if (host_) host_->acquire(config_.num_hidden_layers);
+  }
   at::Tensor inv_freq_;  // (D/2) fp32 rotary frequencies, on the parameters' device
   const at::Tensor& rope_inv_freq(const at::Device& dev);  // inv_freq_, made or moved on first use
   ForwardTables rotary_tables(const at::Tensor& position_ids, at::ScalarType dtype);  // cos/sin (B, T, 1, D)

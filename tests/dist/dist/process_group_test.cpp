@@ -206,6 +206,44 @@ TEST(DistWorker, Collectives) {
     }
   }
 
+  // Sharding collectives (ZeRO-2/3), coalesced over tensors of different sizes and dtypes, and a single
+  // pair: all-gather puts rank r's input at [r * n, (r + 1) * n) of every output; reduce-scatter leaves
+  // rank r the sum over ranks of that slice.
+  {
+    const std::vector<int64_t> sizes{5, 1, 40};
+    for (bool single : {false, true}) {
+      std::vector<at::Tensor> inputs, gathered, full, scattered;
+      const size_t count = single ? 1 : sizes.size();
+      for (size_t i = 0; i < count; ++i) {
+        const at::ScalarType dt = i == 1 ? at::kBFloat16 : at::kFloat;
+        inputs.push_back(make_tensor(rank, 300 + static_cast<int>(i), {sizes[i]}, dt));
+        gathered.push_back(at::full({sizes[i] * world}, -777.0, dt));
+        full.push_back(make_tensor(rank, 400 + static_cast<int>(i), {sizes[i] * world}, dt));
+        scattered.push_back(at::full({sizes[i]}, -777.0, dt));
+      }
+      auto gather = pg->all_gather_start(gathered, inputs);
+      auto reduce = pg->reduce_scatter_sum_start(scattered, full);
+      gather.wait();
+      reduce.wait();
+      for (size_t i = 0; i < count; ++i) {
+        const at::ScalarType dt = inputs[i].scalar_type();
+        at::Tensor sum = at::zeros({sizes[i]}, at::kDouble);
+        for (int r = 0; r < world; ++r) {
+          EXPECT_TRUE(at::equal(gathered[i].narrow(0, r * sizes[i], sizes[i]),
+                                make_tensor(r, 300 + static_cast<int>(i), {sizes[i]}, dt)))
+              << "all_gather tensor " << i << " slice of rank " << r;
+          sum += make_tensor(r, 400 + static_cast<int>(i), {sizes[i] * world}, dt)
+                     .narrow(0, rank * sizes[i], sizes[i])
+                     .to(at::kDouble);
+        }
+        EXPECT_TRUE(at::equal(scattered[i].to(at::kDouble), sum)) << "reduce_scatter tensor " << i;
+      }
+    }
+    // Mismatched sizes are refused before anything is sent (the group stays usable).
+    at::Tensor in = at::zeros({4}), out = at::zeros({4 * world + 1});
+    EXPECT_THROW(pg->all_gather_start({out}, {in}), Error);
+  }
+
   // Strings of every rank, in rank order, on every rank; an empty one (rank 1) and bytes of every value.
   {
     std::string mine = rank == 1 ? "" : "rank " + std::to_string(rank) + std::string(1, '\0') + "\xff\n";
