@@ -253,7 +253,10 @@ void DistributedConfig::describe(Schema& s) {
           Check::one_of({"auto", "gloo", "nccl"}));
   s.field("timeout_s", &timeout_s, 600.0,
           "seconds before a rendezvous or collective waiting on a dead rank fails", Check::positive());
-  s.field("zero_stage", &zero_stage, 0, "1 = shard AdamW state across ranks (ZeRO-1)", Check::range(0, 1));
+  s.field("zero_stage", &zero_stage, 0,
+          "sharding across ranks: 0 = none, 1 = AdamW state (ZeRO-1), 2 = + gradients (ZeRO-2), 3 = + "
+          "parameters, gathered a layer at a time (ZeRO-3 / FSDP)",
+          Check::range(0, 3));
   s.field("bucket_mb", &bucket_mb, 25, "gradient all-reduce bucket size in MiB", Check::at_least(1));
   s.field("overlap_grad_reduce", &overlap_grad_reduce, true,
           "all-reduce gradient buckets while the last backward pass of a step still runs");
