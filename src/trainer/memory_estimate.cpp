@@ -146,7 +146,7 @@ void add_sharded_backward(std::vector<MemoryItem>& items, const std::string& who
                      "2 decoder layers (current + prefetched) of " + millions(p.layer) +
                          " params and the root unit of " + millions(p.root) + ", gathered whole (ZeRO-3)"});
   if (s.stage >= 2) {
-    items.push_back({who + " layer gradients in flight", 2 * p.layer * s.param_bytes,
+    items.push_back({who + " layer grads in flight", 2 * p.layer * s.param_bytes,
                      "full gradients of 2 decoder layers: one produced, one reduce-scattered"});
     items.push_back({who + " root unit gradient", p.root * s.param_bytes,
                      "embeddings, final norm, head: full gradient held for the update"});

@@ -257,7 +257,7 @@ TEST(MemoryEstimate, ZeroThreeShardsParametersAndGathersThemForTheRollout) {
   const double root = 512.0 * 256 + 256;  // tied embeddings + final norm
   const double layer = (p - root) / 4;
   EXPECT_DOUBLE_EQ(phase_item(e, "actor update", "actor gathered weights"), 2 * (2 * layer + root));
-  EXPECT_DOUBLE_EQ(phase_item(e, "actor update", "actor layer gradients in flight"), 2 * 2 * layer);
+  EXPECT_DOUBLE_EQ(phase_item(e, "actor update", "actor layer grads in flight"), 2 * 2 * layer);
   EXPECT_DOUBLE_EQ(phase_item(e, "actor update", "actor root unit gradient"), 2 * root);
   // Checkpointing is forced on: the same activations as with model.activation_checkpointing=true.
   TrainConfig ckpt = c;
@@ -280,7 +280,7 @@ TEST(MemoryEstimate, ZeroTwoShardsGradientsButNotParameters) {
   EXPECT_EQ(item(e, "actor AdamW moments"), 8 * p / 2);
   EXPECT_EQ(phase_item(e, "rollout", "actor weights gathered"), -1);
   EXPECT_EQ(phase_item(e, "actor update", "actor gathered weights"), -1);
-  EXPECT_GT(phase_item(e, "actor update", "actor layer gradients in flight"), 0);
+  EXPECT_GT(phase_item(e, "actor update", "actor layer grads in flight"), 0);
   // No second gradient or buckets: overlap_grad_reduce is for stages 0 and 1.
   EXPECT_EQ(phase_item(e, "actor update", "second full gradient"), -1);
   EXPECT_EQ(phase_item(e, "optimizer step", "collective buffers"), -1);
