@@ -85,7 +85,9 @@ void run_dry_run(const TrainArgs& args, const TrainConfig& config) {
   }
   TransformerConfig model = load_transformer_config(shape);
   const std::string data = dry_run_check_data(config);
+  // Ranks and capacity: the flags, else the hardware the config declares, else WORLD_SIZE / unknown.
   int world = args.world_size;
+  if (world <= 0) world = declared_world_size(config);
   if (world <= 0) {
     const char* env = std::getenv("WORLD_SIZE");
     world = env ? std::max(1, std::atoi(env)) : 1;
@@ -93,11 +95,14 @@ void run_dry_run(const TrainArgs& args, const TrainConfig& config) {
   std::string device = config.trainer.device == "auto" ? "cuda (auto)" : config.trainer.device;
   double capacity = args.device_memory_gb * 1024.0 * 1024.0 * 1024.0;
   std::string device_name = device;
-  if (capacity <= 0 && config.trainer.device == "cpu") {
+  if (capacity > 0) {
+    device_name = device + " (--device-memory-gb)";
+  } else if (declared_capacity_bytes(config) > 0) {
+    capacity = declared_capacity_bytes(config);
+    device_name = device + " (hardware.gpu_memory_gb)";
+  } else if (config.trainer.device == "cpu") {
     capacity = machine_memory_bytes();
     device_name = "this machine's memory";
-  } else if (capacity > 0) {
-    device_name = device + " (--device-memory-gb)";
   }
   std::cout << "config OK: " << args.config_path << "\nmodel: " << shape << " (" << model.architecture << ", "
             << model.num_hidden_layers << " layers, hidden " << model.hidden_size << ")\n"
@@ -134,9 +139,9 @@ CommandRegistration reg([](CLI::App& app) {
   app.add_option("--model-config", args->model_config,
                  "--dry-run: a config.json to size the model by (configs/models/)");
   app.add_option("--device-memory-gb", args->device_memory_gb,
-                 "--dry-run: device memory to compare with, in GiB");
+                 "--dry-run: device memory to compare with, in GiB (default hardware.gpu_memory_gb)");
   app.add_option("--world-size", args->world_size,
-                 "--dry-run: number of data-parallel ranks (default WORLD_SIZE or 1)");
+                 "--dry-run: number of data-parallel ranks (default hardware.gpus, else WORLD_SIZE or 1)");
   app.callback([&app, args] {
     if (!app.get_subcommands().empty()) return;  // a subcommand ran instead
     run_train(*args);

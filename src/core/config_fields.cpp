@@ -262,6 +262,17 @@ void DistributedConfig::describe(Schema& s) {
           "all-reduce gradient buckets while the last backward pass of a step still runs");
 }
 
+void HardwareConfig::describe(Schema& s) {
+  s.field("gpus", &gpus, 0,
+          "GPUs (data-parallel ranks) the config is written for; --dry-run uses it without --world-size; 0 = "
+          "not declared",
+          Check::non_negative());
+  s.field("gpu_memory_gb", &gpu_memory_gb, 0.0,
+          "memory of one of those GPUs in GiB; --dry-run compares with it without --device-memory-gb; 0 = "
+          "not declared",
+          Check::non_negative());
+}
+
 void TrainConfig::describe(Schema& s) {
   s.section("model", &model, "the policy model");
   s.section("data", &data, "problems, prompts and batch size");
@@ -274,6 +285,7 @@ void TrainConfig::describe(Schema& s) {
   s.section("trainer", &trainer, "the run: steps, device, checkpoints, validation");
   s.section("logging", &logging, "metrics, plots and samples");
   s.section("distributed", &distributed, "data-parallel training over c10d");
+  s.section("hardware", &hardware, "the machine the config is written for (for --dry-run)");
 }
 
 }  // namespace tinyzero

@@ -1,12 +1,16 @@
-// Memory estimate per device for --dry-run: resident state (weights, gradients, AdamW moments,
-// reference, critic) plus the larger of the rollout peak (KV cache) and the training peak
-// (activations of one micro-batch).
+// Memory estimate per device for --dry-run and the trainer's start-up check: resident state (weights
+// or their shards, gradients, AdamW state, reference, critic), the peak of each phase of a step (rollout,
+// log-prob passes, actor and critic update, optimizer step, checkpoint) and, on CUDA, the context, NCCL
+// and allocator overhead. Each term follows what the code allocates; the comments name where.
 #include "tinyzero/trainer/memory_estimate.h"
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 
+#include "tinyzero/core/errors.h"
+#include "tinyzero/core/log.h"
 #include "tinyzero/core/runtime.h"
 #include "tinyzero/model/decode_memory.h"
 
@@ -14,74 +18,148 @@ namespace tinyzero {
 
 namespace {
 
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+// CUDA context with LibTorch's kernels loaded lazily, plus cuBLAS/cuBLASLt workspaces: PyTorch on
+// H100/H200 shows 0.5-0.8 GiB of device memory in use before the first tensor; counted at 1 GiB.
+constexpr double kCudaContextBytes = 1.0 * kGiB;
+// NCCL communicator buffers per rank (several per process group: NCCL_BUFFSIZE 4 MiB per channel and
+// peer, up to 32 channels on NVLink, plus NVLS buffers on H100/H200): typically 0.3-1 GiB on one node;
+// counted at 1 GiB.
+constexpr double kNcclBytes = 1.0 * kGiB;
+// LibTorch's caching allocator keeps freed blocks split by size; memory reserved but not allocated at
+// the peak is commonly 3-10% in training (PyTorch's memory_stats: reserved vs allocated); counted at 8%.
+constexpr double kFragmentation = 0.08;
+// LogProbOptions::chunk_tokens (include/tinyzero/model/logprobs.h): rows of the head's logits at once.
+constexpr double kHeadChunkTokens = 1024.0;
+
 double dtype_bytes(const std::string& dtype) { return dtype == "bfloat16" || dtype == "float16" ? 2.0 : 4.0; }
 
-std::string millions(int64_t n) {
+std::string millions(double n) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1fM", static_cast<double>(n) / 1e6);
+  std::snprintf(buf, sizeof buf, "%.1fM", n / 1e6);
   return buf;
 }
 
-// Parameters of the critic: the actor's trunk without the LM head, plus a (hidden -> 1) value head.
+std::string bytes_per(double b) { return std::to_string(static_cast<int>(b)) + " B"; }
+
+// Parameters of a model in the units ZeRO-3 gathers: decoder layers, and the root unit (embeddings,
+// final norm, LM head or the critic's score head).
+struct Parts {
+  double total = 0, layer = 0, root = 0;
+};
+
+Parts actor_parts(const TransformerConfig& m) {
+  Parts p;
+  const double vh = static_cast<double>(m.vocab_size * m.hidden_size);
+  p.total = static_cast<double>(m.num_parameters());
+  p.root = vh * (m.tie_word_embeddings ? 1 : 2) + static_cast<double>(m.hidden_size);
+  p.layer = (p.total - p.root) / static_cast<double>(std::max<int64_t>(1, m.num_hidden_layers));
+  return p;
+}
+
+// The critic: the actor's trunk without the LM head, plus a (hidden -> 1) value head.
 int64_t critic_parameters(const TransformerConfig& m) {
   int64_t head = m.tie_word_embeddings ? 0 : m.vocab_size * m.hidden_size;
   return m.num_parameters() - head + m.hidden_size + 1;
 }
 
-// Bytes of activations kept for backward per token per layer (plain attention adds the score
-// matrices, which grow with the sequence length `seq`).
+Parts critic_parts(const TransformerConfig& m) {
+  Parts p = actor_parts(m);
+  p.total = static_cast<double>(critic_parameters(m));
+  p.root = static_cast<double>(m.vocab_size * m.hidden_size + 2 * m.hidden_size + 1);
+  return p;
+}
+
+// Bytes of activations kept for backward per token per layer, attending over `seq` columns.
 double activation_bytes_per_token_layer(const TransformerConfig& m, double act_bytes, int64_t seq) {
   const double h = static_cast<double>(m.hidden_size);
+  const double q = static_cast<double>(m.num_attention_heads * m.head_dim);
   const double kv = static_cast<double>(m.num_key_value_heads * m.head_dim);
   const double inter = static_cast<double>(m.intermediate_size);
-  // x, norm out, q, rotated q, attention out, o_proj out, residual, norm2 out, down out: ~9 h;
-  // k, v and rotated k (stored) plus the repeated GQA copies: ~4 kv; gate, up, silu(gate), product: 4 I.
-  double dense = 9 * h + 4 * kv + 4 * inter;
-  // Attention scores and probabilities: heads * seq each per token, as SDPA's math kernel keeps them
-  // (its fused kernels keep less; the estimate counts the larger).
-  double scores = 2.0 * static_cast<double>(m.num_attention_heads) * static_cast<double>(seq);
+  // x, norm out, rotated q, attention out, o_proj out, residual, norm2 out, down out, q: ~9 h;
+  // k, v, rotated k: 3 kv; gate, up, silu(gate), product: 4 I.
+  // sdpa_attention (src/model/qwen2.cpp) passes enable_gqa, so our code makes no per-head copy of K/V;
+  // but it passes an additive mask, which rules out CUDA's flash kernel, and SDPA's math fallback
+  // expands K and V to every query head (repeat_interleave) and keeps them for backward: 2 q.
+  const double dense = 9 * h + 3 * kv + 2 * q + 4 * inter;
+  // Attention scores and probabilities: heads * seq each per token, as SDPA's math kernel keeps them.
+  const double scores = 2.0 * static_cast<double>(m.num_attention_heads) * static_cast<double>(seq);
   return (dense + scores) * act_bytes;
 }
 
 struct Shape {
-  int64_t seq;              // prompt + response tokens
-  int64_t micro_sequences;  // sequences per training micro-batch
-  int64_t micro_tokens;     // tokens per training micro-batch
-  int64_t rollout_rows;     // sequences generated per step on one device
+  int64_t seq;           // prompt + response tokens
+  int64_t rollout_rows;  // sequences generated per step on one device
   double param_bytes, act_bytes, ref_bytes;
+  int W, stage;
+  bool checkpointing;  // model.activation_checkpointing, forced on by ZeRO-3
+  double shard;        // divisor of parameters (ZeRO-3)
+  double grad_shard;   // divisor of gradients (ZeRO-2/3)
+  double state_shard;  // divisor of AdamW state (ZeRO-1/2/3)
+  bool cuda;
 };
 
 Shape shape_of(const TrainConfig& c, int world_size) {
   Shape s;
+  s.W = std::max(1, world_size);
+  s.stage = static_cast<int>(c.distributed.zero_stage);
+  if (s.W == 1) s.stage = std::min(s.stage, 0);  // one rank: nothing to shard
   s.seq = c.data.max_prompt_length + c.data.max_response_length;
-  s.micro_sequences = c.actor.ppo_micro_batch_size;
-  s.micro_tokens = c.actor.use_dynamic_bsz ? c.actor.ppo_max_token_len : s.micro_sequences * s.seq;
   const int64_t n = c.algorithm.name == "sft" ? 1 : c.rollout.n;
-  const int64_t per_rank = std::max<int64_t>(1, c.data.train_batch_size * n / std::max(1, world_size));
-  s.rollout_rows = per_rank;
+  s.rollout_rows = std::max<int64_t>(1, c.data.train_batch_size * n / s.W);
   s.param_bytes = dtype_bytes(c.model.dtype);
-  const bool bf16 = resolve_autocast_bf16(c.model.autocast_bf16, c.trainer.device == "cpu" ? "cpu" : "cuda");
+  s.cuda = c.trainer.device != "cpu";
+  const bool bf16 = resolve_autocast_bf16(c.model.autocast_bf16, s.cuda ? "cuda" : "cpu");
   s.act_bytes = bf16 ? 2.0 : s.param_bytes;
   s.ref_bytes = c.reference.dtype == "same" ? s.param_bytes : dtype_bytes(c.reference.dtype);
+  s.checkpointing = c.model.activation_checkpointing || s.stage >= 3;
+  s.shard = s.stage >= 3 ? s.W : 1;
+  s.grad_shard = s.stage >= 2 ? s.W : 1;
+  s.state_shard = s.stage >= 1 ? s.W : 1;
   return s;
 }
 
-// Weights + gradients + AdamW moments (+ an fp32 master copy when parameters are bf16).
-void add_trainable(std::vector<MemoryItem>& items, const std::string& who, int64_t params, const Shape& s,
-                   const TrainConfig& c, int world_size) {
-  const double p = static_cast<double>(params);
-  items.push_back({who + " weights", p * s.param_bytes,
-                   millions(params) + " params x " + std::to_string(static_cast<int>(s.param_bytes)) + " B"});
-  items.push_back({who + " gradients", p * s.param_bytes, "same size as the weights"});
-  const double shards = c.distributed.zero_stage >= 1 ? world_size : 1;
-  std::string sharding = shards > 1 ? ", sharded over " + std::to_string(world_size) + " ranks (ZeRO-1)" : "";
-  items.push_back({who + " AdamW moments", 2.0 * p * 4.0 / shards, "2 x fp32 per param" + sharding});
+std::string sharded(const Shape& s, double divisor, const std::string& what) {
+  return divisor > 1 ? ", 1/" + std::to_string(s.W) + " per rank (" + what + ")" : "";
+}
+
+// Weights (or their shard) + gradients (or their shard) + AdamW moments (+ fp32 master weights when
+// parameters are not fp32), as DataParallelOptimizer and AdamW (src/trainer/) hold them for the run.
+void add_trainable(std::vector<MemoryItem>& items, const std::string& who, double p, const Shape& s) {
+  const std::string zero = "ZeRO-" + std::to_string(s.stage);
+  items.push_back({who + " weights", p * s.param_bytes / s.shard,
+                   millions(p) + " params x " + bytes_per(s.param_bytes) + sharded(s, s.shard, zero)});
+  items.push_back({who + " gradients", p * s.param_bytes / s.grad_shard,
+                   "one per weight, " + bytes_per(s.param_bytes) + sharded(s, s.grad_shard, zero)});
+  items.push_back({who + " AdamW moments", 2.0 * p * 4.0 / s.state_shard,
+                   "exp_avg + exp_avg_sq, 2 x fp32 per param" + sharded(s, s.state_shard, zero)});
   if (s.param_bytes < 4)
-    items.push_back(
-        {who + " fp32 master weights", p * 4.0 / shards, "bf16 parameters update an fp32 copy" + sharding});
+    items.push_back({who + " fp32 master weights", p * 4.0 / s.state_shard,
+                     "bf16 parameters update an fp32 copy" + sharded(s, s.state_shard, zero)});
+}
+
+// The transient gradients and gathered parameters of one model's backward under ZeRO-2/3.
+void add_sharded_backward(std::vector<MemoryItem>& items, const std::string& who, const Parts& p,
+                          const Shape& s) {
+  if (s.stage >= 3)
+    items.push_back({who + " gathered weights", (2 * p.layer + p.root) * s.param_bytes,
+                     "2 decoder layers (current + prefetched) of " + millions(p.layer) +
+                         " params and the root unit of " + millions(p.root) + ", gathered whole (ZeRO-3)"});
+  if (s.stage >= 2) {
+    items.push_back({who + " layer grads in flight", 2 * p.layer * s.param_bytes,
+                     "full gradients of 2 decoder layers: one produced, one reduce-scattered"});
+    items.push_back({who + " root unit gradient", p.root * s.param_bytes,
+                     "embeddings, final norm, head: full gradient held for the update"});
+  }
 }
 
 }  // namespace
+
+double MemoryPhase::bytes() const {
+  double total = 0;
+  for (const auto& item : items) total += item.bytes;
+  return total;
+}
 
 double MemoryEstimate::resident_bytes() const {
   double total = 0;
@@ -89,62 +167,215 @@ double MemoryEstimate::resident_bytes() const {
   return total;
 }
 
+const MemoryPhase& MemoryEstimate::largest_phase() const {
+  static const MemoryPhase none{"none", {}};
+  const MemoryPhase* best = &none;
+  for (const auto& p : phases)
+    if (p.bytes() > best->bytes()) best = &p;
+  return *best;
+}
+
+const MemoryPhase* MemoryEstimate::phase(const std::string& name) const {
+  for (const auto& p : phases)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+double MemoryEstimate::overhead_bytes() const {
+  double total = 0;
+  for (const auto& item : overhead) total += item.bytes;
+  return total;
+}
+
 double MemoryEstimate::total_bytes() const {
-  return resident_bytes() + std::max(rollout_peak.bytes, train_peak.bytes);
+  return resident_bytes() + largest_phase().bytes() + overhead_bytes();
 }
 
 MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m, int world_size,
                                double capacity_bytes) {
   MemoryEstimate e;
-  e.world_size = std::max(1, world_size);
+  const Shape s = shape_of(c, world_size);
+  e.world_size = s.W;
+  e.zero_stage = s.stage;
+  e.cuda = s.cuda;
   e.capacity_bytes = capacity_bytes;
   e.actor_parameters = m.num_parameters();
-  const Shape s = shape_of(c, e.world_size);
-  add_trainable(e.resident, "actor", e.actor_parameters, s, c, e.world_size);
+  const Parts actor = actor_parts(m);
+  const double pb = s.param_bytes;
+  const double H = static_cast<double>(m.hidden_size), V = static_cast<double>(m.vocab_size);
+  const double VH = V * H;
+  const bool multi = s.W > 1;
+
+  // Resident: the actor, the reference (frozen; sharded like the actor under ZeRO-3), the critic.
+  add_trainable(e.resident, "actor", actor.total, s);
+  const bool ref_moves = c.needs_reference() && c.reference.offload && s.cuda;
   if (c.needs_reference()) {
-    e.resident.push_back({"reference weights", static_cast<double>(e.actor_parameters) * s.ref_bytes,
-                          c.reference.offload ? "on the device only while computing reference log-probs"
-                                              : "frozen copy (reference.dtype " + c.reference.dtype + ")"});
-    if (c.reference.offload) e.resident.back().bytes = 0;
+    const double ref = actor.total * s.ref_bytes / s.shard;
+    e.resident.push_back({"reference weights", ref_moves ? 0.0 : ref,
+                          ref_moves ? "reference.offload: on the device only for its log-prob pass"
+                                    : "frozen copy, " + bytes_per(s.ref_bytes) + " (reference.dtype " +
+                                          c.reference.dtype + ")" + sharded(s, s.shard, "ZeRO-3")});
   }
+  Parts critic;
   if (c.needs_critic()) {
     e.critic_parameters = critic_parameters(m);
-    add_trainable(e.resident, "critic", e.critic_parameters, s, c, e.world_size);
+    critic = critic_parts(m);
+    add_trainable(e.resident, "critic", critic.total, s);
   }
 
-  // Rollout: each active row's KV cache at full length and its decode-step tensors, as the engine
-  // counts them (decode_memory.h); the rows are rollout.micro_batch_size, or what the memory left holds.
+  // Rollout (src/trainer/rollout_stage.cpp, src/model/generator.cpp). Under ZeRO-3 the actor is gathered
+  // whole for the phase. generate() sizes its rows from the memory free at the call (after the gather),
+  // then FuseGuard concatenates q/k/v and gate/up per layer (qwen2.cpp set_fused); under autocast with
+  // fp32 weights, fused_weight adds a bf16 copy of each.
+  MemoryPhase rollout{"rollout", {}};
+  const double gathered = s.stage >= 3 ? actor.total * pb : 0.0;
+  if (gathered > 0)
+    rollout.items.push_back({"actor weights gathered", gathered,
+                             "all " + millions(actor.total) + " params whole for the rollout (ZeRO-3)"});
+  {
+    const double L = static_cast<double>(m.num_hidden_layers);
+    const double qkv_rows =
+        static_cast<double>((m.num_attention_heads + 2 * m.num_key_value_heads) * m.head_dim);
+    const double I = static_cast<double>(m.intermediate_size);
+    const double fused =
+        L * (qkv_rows * H + (m.qkv_bias ? qkv_rows : 0) + 2 * I * H + (m.mlp_bias ? 2 * I : 0));
+    const bool copies16 = pb == 4 && s.act_bytes == 2;
+    rollout.items.push_back({"fused inference weights", fused * (pb + (copies16 ? 2 : 0)),
+                             "q/k/v and gate/up concatenated per layer for generate, " + millions(fused) +
+                                 " params x " + bytes_per(pb) +
+                                 (copies16 ? " + their bf16 copies under autocast (2 B)" : "")});
+  }
   const DecodeRowBytes row = decode_row_bytes(m, s.seq, static_cast<int64_t>(s.act_bytes));
   e.rollout_rows_total = s.rollout_rows;
   e.rollout_rows =
       c.rollout.micro_batch_size > 0 ? std::min(c.rollout.micro_batch_size, s.rollout_rows) : s.rollout_rows;
   std::string sizing;
   if (c.rollout.micro_batch_size == 0 && capacity_bytes > 0) {
-    const double budget = (capacity_bytes - e.resident_bytes()) * c.rollout.memory_utilization;
+    const double fixed = s.cuda ? kCudaContextBytes + (multi ? kNcclBytes : 0.0) : 0.0;
+    const double budget =
+        (capacity_bytes - fixed - e.resident_bytes() - gathered) * c.rollout.memory_utilization;
     e.rollout_rows = std::min(e.rollout_rows, std::max<int64_t>(1, rows_within(budget, row)));
     sizing = ", memory-sized";
   } else if (c.rollout.micro_batch_size == 0) {
     sizing = ", at most; sized from free memory at run time";
   }
   const double rows = static_cast<double>(e.rollout_rows);
-  e.rollout_peak = {"rollout peak", rows * row.total(),
-                    std::to_string(e.rollout_rows) + " rows at once" + sizing + ": KV cache " +
-                        std::to_string(s.seq) + " tokens each = " + format_gib(rows * row.kv) +
-                        ", decode tensors " + format_gib(rows * row.step)};
+  rollout.items.push_back({"KV cache", rows * row.kv,
+                           std::to_string(e.rollout_rows) + " rows at once" + sizing + ", " +
+                               std::to_string(s.seq) + " tokens each, " + bytes_per(s.act_bytes)});
+  rollout.items.push_back({"decode tensors", rows * row.step,
+                           "per row: logits and sampling over the vocabulary, one layer's activations"});
+  e.phases.push_back(rollout);
 
-  // Training: activations of one micro-batch; with checkpointing only layer inputs plus one layer.
-  const double tokens = static_cast<double>(s.micro_tokens);
-  const int64_t attn_seq = c.actor.use_dynamic_bsz ? std::min(s.seq, s.micro_tokens) : s.seq;
-  const double per_layer = tokens * activation_bytes_per_token_layer(m, s.act_bytes, attn_seq);
-  const double layers = static_cast<double>(m.num_hidden_layers);
-  double acts = c.model.activation_checkpointing
-                    ? layers * tokens * static_cast<double>(m.hidden_size) * s.act_bytes + per_layer
-                    : layers * per_layer;
-  const double head = 1024.0 * static_cast<double>(m.vocab_size) * 4.0 * 3.0;  // chunked log-prob head
-  e.train_peak = {"training peak", acts + head,
-                  "activations of " + std::to_string(s.micro_tokens) + " tokens" +
-                      (c.model.activation_checkpointing ? " (checkpointed)" : "") + " = " + format_gib(acts) +
-                      ", log-prob head chunk " + format_gib(head)};
+  // Log-prob passes (src/trainer/log_prob_passes.cpp): old log-probs (actor), reference log-probs and
+  // critic values, rollout.log_prob_micro_batch_size rows at a time without gradients.
+  {
+    MemoryPhase pass{"log-prob passes", {}};
+    const int64_t lp_rows = c.rollout.log_prob_micro_batch_size > 0 ? c.rollout.log_prob_micro_batch_size
+                                                                    : c.actor.ppo_micro_batch_size;
+    const double tokens = static_cast<double>(lp_rows * s.seq);
+    pass.items.push_back(
+        {"forward activations",
+         tokens * (activation_bytes_per_token_layer(m, s.act_bytes, s.seq) + 2 * H * s.act_bytes),
+         std::to_string(lp_rows) + " rows x " + std::to_string(s.seq) +
+             " tokens: one layer's working set and the residual stream"});
+    pass.items.push_back({"log-prob head chunk", 3 * kHeadChunkTokens * V * 4,
+                          "fp32 logits, softmax and p*z of 1024 tokens (src/model/logprobs.cpp)"});
+    if (ref_moves && s.stage < 3)
+      pass.items.push_back(
+          {"reference weights", actor.total * s.ref_bytes, "moved in for its pass (reference.offload)"});
+    if (ref_moves && s.stage >= 3)
+      pass.items.push_back({"reference shard", actor.total * s.ref_bytes / s.shard,
+                            "moved in for its pass (reference.offload)"});
+    if (s.stage >= 3)
+      pass.items.push_back({"gathered weights", (2 * actor.layer + actor.root) * std::max(pb, s.ref_bytes),
+                            "2 decoder layers and the root unit of the model in its pass (ZeRO-3)"});
+    e.phases.push_back(pass);
+  }
+
+  // Update of one model: activations of a micro-batch, the head backward (actor), and what the
+  // gradient reduction holds while backward runs.
+  auto update_phase = [&](const std::string& who, const Parts& p, int64_t micro_sequences, bool lm_head) {
+    MemoryPhase ph{who + " update", {}};
+    const int64_t micro_tokens =
+        (lm_head && c.actor.use_dynamic_bsz) ? c.actor.ppo_max_token_len : micro_sequences * s.seq;
+    const double tokens = static_cast<double>(micro_tokens);
+    const int64_t attn_seq = (lm_head && c.actor.use_dynamic_bsz) ? std::min(s.seq, micro_tokens) : s.seq;
+    const double per_layer = tokens * activation_bytes_per_token_layer(m, s.act_bytes, attn_seq);
+    const double layers = static_cast<double>(m.num_hidden_layers);
+    const double acts =
+        s.checkpointing ? layers * tokens * H * s.act_bytes + 2 * per_layer : layers * per_layer;
+    ph.items.push_back(
+        {"activations", acts,
+         std::to_string(micro_tokens) + " tokens" +
+             (s.checkpointing
+                  ? ", checkpointed: every layer's input + one layer re-run in backward (x2 margin)"
+                  : ", every layer's")});
+    if (lm_head) {
+      // FusedHeadLogProbs::backward: fp32 copy of the head weight, fp32 weight gradient, its cast to the
+      // parameter dtype, ~5 fp32 chunk tensors (z, p, gz, temporaries) and the fp32 hidden gradient.
+      const double head = 4 * VH + 4 * VH + pb * VH + 5 * kHeadChunkTokens * V * 4 + tokens * H * 4;
+      ph.items.push_back({"head backward", head,
+                          "fp32 weight copy + fp32 weight gradient (" + format_gib(4 * VH) +
+                              " each), gradient cast, 5 fp32 logits chunks of 1024 tokens"});
+    }
+    if (multi && s.stage < 2 && c.distributed.overlap_grad_reduce) {
+      ph.items.push_back({"second full gradient", p.total * pb,
+                          "overlap_grad_reduce: full_grads_ (src/trainer/data_parallel.cpp) next to .grad"});
+      ph.items.push_back(
+          {"all-reduce bucket buffers", p.total * pb,
+           "flat bucket copies, all pending until backward ends (src/dist/process_group.cpp)"});
+    }
+    add_sharded_backward(ph.items, who, p, s);
+    e.phases.push_back(ph);
+  };
+  update_phase("actor", actor, c.actor.ppo_micro_batch_size, true);
+  if (c.needs_critic()) update_phase("critic", critic, c.critic.ppo_micro_batch_size, false);
+
+  // Optimizer step, after backward (activations freed): gradient all-reduce buffers unless overlapped,
+  // ZeRO-1's broadcast of updated parameters, AdamW's fp32 temporaries of the largest parameter.
+  {
+    MemoryPhase step{"optimizer step", {}};
+    const double biggest = std::max(actor.total, critic.total);
+    if (multi && s.stage < 2 && (!c.distributed.overlap_grad_reduce || s.stage == 1))
+      step.items.push_back({"collective buffers", biggest * pb,
+                            std::string(c.distributed.overlap_grad_reduce ? "" : "gradient all-reduce, ") +
+                                (s.stage == 1 ? "ZeRO-1 parameter broadcast" : "") +
+                                ": flat buffers of every bucket live until the collective ends"});
+    if (s.stage >= 2)
+      step.items.push_back({"root unit gradient", std::max(actor.root, critic.root) * pb,
+                            "held for the update (ZeRO-" + std::to_string(s.stage) + ")"});
+    step.items.push_back({"AdamW temporaries", 3 * 4 * VH / s.shard,
+                          "fp32 gradient, sqrt and denominator of the largest parameter (embeddings)" +
+                              sharded(s, s.shard, "its ZeRO-3 shard")});
+    e.phases.push_back(step);
+  }
+
+  // Checkpoint (src/trainer/checkpointer.cpp): weights go to the host tensor by tensor; sharded AdamW
+  // state is broadcast parameter by parameter to rank 0 (DataParallelOptimizer::gather_state).
+  {
+    MemoryPhase ckpt{"checkpoint", {}};
+    ckpt.items.push_back({"weights to host", VH * pb, "one tensor at a time (the largest: embeddings)"});
+    if (multi && s.stage >= 1)
+      ckpt.items.push_back({"AdamW state gather", VH * (pb < 4 ? 12 : 8),
+                            "receive buffers of one parameter's fp32 state at a time"});
+    if (s.stage >= 3)
+      ckpt.items.push_back(
+          {"gathered weights", (actor.layer + actor.root) * pb, "one unit and the root (ZeRO-3)"});
+    e.phases.push_back(ckpt);
+  }
+
+  if (s.cuda) {
+    e.overhead.push_back({"CUDA context", kCudaContextBytes,
+                          "context + cuBLAS workspaces; PyTorch on H100/H200 shows 0.5-0.8 GiB"});
+    if (multi)
+      e.overhead.push_back(
+          {"NCCL buffers", kNcclBytes,
+           "communicator buffers, NCCL_BUFFSIZE 4 MiB x channels x peers (+NVLS): 0.3-1 GiB"});
+    e.overhead.push_back({"allocator fragmentation",
+                          kFragmentation * (e.resident_bytes() + e.largest_phase().bytes()),
+                          "8% of resident + peak: reserved-but-free blocks, 3-10% in PyTorch training"});
+  }
   return e;
 }
 
@@ -169,9 +400,22 @@ std::vector<std::string> memory_suggestions(const MemoryEstimate& e, const Train
     t.actor.ppo_micro_batch_size = std::max<int64_t>(1, c.actor.ppo_micro_batch_size / 2);
     try_config("actor.ppo_micro_batch_size=" + std::to_string(t.actor.ppo_micro_batch_size), t, e.world_size);
   }
+  if (c.needs_critic() && c.critic.ppo_micro_batch_size > 1) {
+    TrainConfig t = c;
+    t.critic.ppo_micro_batch_size = std::max<int64_t>(1, c.critic.ppo_micro_batch_size / 2);
+    try_config("critic.ppo_micro_batch_size=" + std::to_string(t.critic.ppo_micro_batch_size), t,
+               e.world_size);
+  }
   if (c.rollout.micro_batch_size > 1) {
     TrainConfig t = c;
     t.rollout.micro_batch_size = std::max<int64_t>(1, c.rollout.micro_batch_size / 2);
+    try_config("rollout.micro_batch_size=" + std::to_string(t.rollout.micro_batch_size), t, e.world_size);
+  }
+  if (c.rollout.micro_batch_size == 0 && e.rollout_rows > 1) {
+    // Memory-sized rows fill rollout.memory_utilization of what is free when the rollout starts; a cap
+    // leaves the rest free.
+    TrainConfig t = c;
+    t.rollout.micro_batch_size = e.rollout_rows / 2;
     try_config("rollout.micro_batch_size=" + std::to_string(t.rollout.micro_batch_size), t, e.world_size);
   }
   if (c.model.autocast_bf16 == "false" && c.model.dtype == "float32") {
@@ -189,15 +433,20 @@ std::vector<std::string> memory_suggestions(const MemoryEstimate& e, const Train
     t.reference.dtype = "bfloat16";
     try_config("reference.dtype=bfloat16", t, e.world_size);
   }
-  if (c.distributed.zero_stage == 0 && e.world_size > 1) {
+  if (e.world_size > 1 && c.distributed.zero_stage < 2 && c.distributed.overlap_grad_reduce) {
     TrainConfig t = c;
-    t.distributed.zero_stage = 1;
-    try_config("distributed.zero_stage=1", t, e.world_size);
+    t.distributed.overlap_grad_reduce = false;
+    try_config("distributed.overlap_grad_reduce=false", t, e.world_size);
+  }
+  for (int stage = static_cast<int>(c.distributed.zero_stage) + 1; stage <= 3 && e.world_size > 1; ++stage) {
+    TrainConfig t = c;
+    t.distributed.zero_stage = stage;
+    try_config("distributed.zero_stage=" + std::to_string(stage), t, e.world_size);
   }
   {
     TrainConfig t = c;
-    t.distributed.zero_stage = 1;
-    try_config("distributed.zero_stage=1 on " + std::to_string(e.world_size * 2) + " ranks", t,
+    t.distributed.zero_stage = std::max<int64_t>(3, c.distributed.zero_stage);
+    try_config("distributed.zero_stage=3 on " + std::to_string(e.world_size * 2) + " ranks", t,
                e.world_size * 2);
   }
   std::sort(options.begin(), options.end(),
@@ -212,30 +461,37 @@ std::vector<std::string> memory_suggestions(const MemoryEstimate& e, const Train
 std::string format_memory_estimate(const MemoryEstimate& e, const TrainConfig& c, const TransformerConfig& m,
                                    double capacity, const std::string& device_name) {
   std::ostringstream out;
-  out << "parameters: actor " << millions(e.actor_parameters);
-  if (e.critic_parameters) out << ", critic " << millions(e.critic_parameters);
-  out << "; ranks " << e.world_size << "\n";
+  out << "parameters: actor " << millions(static_cast<double>(e.actor_parameters));
+  if (e.critic_parameters) out << ", critic " << millions(static_cast<double>(e.critic_parameters));
+  out << "; ranks " << e.world_size << ", ZeRO stage " << e.zero_stage << "\n";
   out << "memory per device (estimate):\n";
-  char line[256];
-  auto row = [&](const MemoryItem& item) {
-    std::snprintf(line, sizeof line, "  %-28s %12s  %s\n", item.name.c_str(), format_gib(item.bytes).c_str(),
+  char line[512];
+  auto row = [&](const std::string& indent, const MemoryItem& item) {
+    std::snprintf(line, sizeof line, "%s%-*s %10s  %s\n", indent.c_str(),
+                  static_cast<int>(36 - indent.size()), item.name.c_str(), format_gib(item.bytes).c_str(),
                   item.detail.c_str());
     out << line;
   };
-  for (const auto& item : e.resident) row(item);
-  row(e.rollout_peak);
+  out << "  resident for the whole run:\n";
+  for (const auto& item : e.resident) row("    ", item);
+  row("  ", {"resident", e.resident_bytes(), "sum of the above"});
+  const MemoryPhase& peak = e.largest_phase();
+  out << "  peak of each phase, on top of resident (phases do not overlap):\n";
+  for (const auto& ph : e.phases) {
+    row("  ", {"phase: " + ph.name, ph.bytes(), &ph == &peak ? "<- the largest" : ""});
+    for (const auto& item : ph.items) row("      ", item);
+  }
   std::snprintf(
-      line, sizeof line, "  %-28s %12s  rows decoding at once, of the %lld a device generates per step\n",
+      line, sizeof line, "  %-34s %10s  rows decoding at once, of the %lld a device generates per step\n",
       "rollout batch", std::to_string(e.rollout_rows).c_str(), static_cast<long long>(e.rollout_rows_total));
   out << line;
-  row(e.train_peak);
-  std::snprintf(line, sizeof line, "  %-28s %12s  resident + the larger peak\n", "total",
-                format_gib(e.total_bytes()).c_str());
-  out << line;
+  if (!e.overhead.empty()) {
+    out << "  overhead of the CUDA device:\n";
+    for (const auto& item : e.overhead) row("    ", item);
+  }
+  row("  ", {"total", e.total_bytes(), "resident + the largest phase (" + peak.name + ") + overhead"});
   if (capacity > 0) {
-    std::snprintf(line, sizeof line, "  %-28s %12s  %s\n", "capacity", format_gib(capacity).c_str(),
-                  device_name.c_str());
-    out << line;
+    row("  ", {"capacity", capacity, device_name});
     const bool fits = e.total_bytes() <= capacity;
     out << (fits ? "fits" : "does NOT fit") << " (" << static_cast<int>(100 * e.total_bytes() / capacity)
         << "% of capacity)\n";
@@ -248,5 +504,37 @@ std::string format_memory_estimate(const MemoryEstimate& e, const TrainConfig& c
   }
   return out.str();
 }
+
+void check_fits(const MemoryEstimate& e, const TrainConfig& c, const TransformerConfig& m, double capacity,
+                const std::string& device_name) {
+  if (e.total_bytes() <= capacity) return;
+  std::string advice;
+  for (const auto& s : memory_suggestions(e, c, m, e.total_bytes() - capacity)) advice += "\n  " + s;
+  const MemoryPhase& peak = e.largest_phase();
+  throw ConfigError(
+      "the run needs about " + format_gib(e.total_bytes()) + " per device (resident " +
+      format_gib(e.resident_bytes()) + ", " + peak.name + " peak " + format_gib(peak.bytes()) + ") but " +
+      device_name + " has " + format_gib(capacity) +
+      "; --dry-run lists every term. To make it fit, change (largest saving first):" +
+      (advice.empty() ? std::string("\n  (nothing in the config; use more or larger devices)") : advice));
+}
+
+void check_fits_on_device(const TrainConfig& c, const c10::Device& device, int world_size) {
+  if (!device.is_cuda()) return;
+  const std::filesystem::path shape = std::filesystem::path(c.model.path) / "config.json";
+  std::error_code ec;
+  if (c.model.path.empty() || !std::filesystem::exists(shape, ec)) return;
+  const TransformerConfig m = load_transformer_config(shape.string());
+  // The free memory no longer contains the context this process already made; the estimate counts it.
+  const double capacity = available_device_bytes(device) + kCudaContextBytes;
+  const MemoryEstimate e = estimate_memory(c, m, world_size, capacity);
+  check_fits(e, c, m, capacity, "the free memory of " + device.str());
+  logging::info("memory estimate: {} of {} per device ({} peak: {})", format_gib(e.total_bytes()),
+                format_gib(capacity), e.largest_phase().name, format_gib(e.largest_phase().bytes()));
+}
+
+int declared_world_size(const TrainConfig& c) { return static_cast<int>(c.hardware.gpus); }
+
+double declared_capacity_bytes(const TrainConfig& c) { return c.hardware.gpu_memory_gb * kGiB; }
 
 }  // namespace tinyzero

@@ -7,6 +7,7 @@
 #include "tinyzero/core/log.h"
 #include "tinyzero/core/runtime.h"
 #include "tinyzero/model/weights.h"
+#include "tinyzero/trainer/memory_estimate.h"
 #include "trainer/rollout_stage.h"
 
 namespace tinyzero {
@@ -160,6 +161,7 @@ std::unique_ptr<TrainContext> make_train_context(const TrainConfig& config) {
   s.pg = init_process_group(s.env, c.distributed.backend, s.device, c.distributed.timeout_s);
   s.dtype = parse_dtype(c.model.dtype);
   s.bf16_autocast = pick_autocast(c, s.device);
+  check_fits_on_device(c, s.device, static_cast<int>(s.env.world_size));  // before any model is loaded
   torch::manual_seed(c.trainer.seed);
 
   s.tokenizer_dir = c.model.tokenizer_path.empty() ? c.model.path : c.model.tokenizer_path;

@@ -178,6 +178,15 @@ struct DistributedConfig {
   void describe(Schema& s);
 };
 
+// The machine a config is written for; --dry-run compares against it when given no --world-size or
+// --device-memory-gb. 0 = not declared (CPU configs).
+struct HardwareConfig {
+  int64_t gpus;          // data-parallel ranks, one GPU each
+  double gpu_memory_gb;  // memory of one GPU in GiB
+  HardwareConfig() { apply_section_defaults(this); }
+  void describe(Schema& s);
+};
+
 struct TrainConfig {
   ModelConfig model;
   DataConfig data;
@@ -190,6 +199,7 @@ struct TrainConfig {
   TrainerConfig trainer;
   LoggingConfig logging;
   DistributedConfig distributed;
+  HardwareConfig hardware;
 
   void describe(Schema& s);
   Schema schema();  // the schema bound to this object

@@ -1,6 +1,8 @@
 // Memory estimate of a run per device, computed from the config and the model's config.json before
-// anything heavy is loaded (`tinyzero-train --config FILE --dry-run`).
+// anything heavy is loaded (`tinyzero-train --config FILE --dry-run`, and the trainer's start-up check).
 #pragma once
+
+#include <c10/core/Device.h>
 
 #include <cstdint>
 #include <string>
@@ -12,31 +14,46 @@
 namespace tinyzero {
 
 struct MemoryItem {
-  std::string name;  // "actor weights", "KV cache (rollout)", ...
+  std::string name;  // "actor weights", "KV cache", ...
   double bytes = 0;
-  std::string detail;  // how it was computed, e.g. "494M params x 4 B (float32)"
+  std::string detail;  // how it was computed, e.g. "494.0M params x 2 B"
+};
+
+// What a phase of the step allocates on top of the resident items; phases do not overlap in time.
+struct MemoryPhase {
+  std::string name;  // "rollout", "log-prob passes", "actor update", "critic update", "optimizer step", ...
+  std::vector<MemoryItem> items;
+  double bytes() const;
 };
 
 struct MemoryEstimate {
   int64_t actor_parameters = 0;
   int64_t critic_parameters = 0;  // 0 without a critic
   int world_size = 1;
+  int zero_stage = 0;
+  bool cuda = false;               // overhead terms (context, NCCL, fragmentation) apply
   double capacity_bytes = 0;       // the device's memory, as given to estimate_memory (0 = unknown)
   int64_t rollout_rows = 0;        // rows decoding at once on a device
   int64_t rollout_rows_total = 0;  // rows a device generates per step (train_batch_size x n / ranks)
-  // Items resident for the whole run (weights, gradients, optimizer state, reference, critic).
+  // Items resident for the whole run (weights or their shards, gradients, optimizer state, reference,
+  // critic).
   std::vector<MemoryItem> resident;
-  // Peaks of the phases; they do not overlap in time, so the device needs resident + the largest.
-  MemoryItem rollout_peak;  // KV cache + logits of the generation batch
-  MemoryItem train_peak;    // activations of one micro-batch (+ the head's chunked logits)
-  double total_bytes() const;
+  // Per-phase peaks; the device needs resident + the largest of them.
+  std::vector<MemoryPhase> phases;
+  // CUDA context, NCCL buffers, allocator fragmentation (empty on the CPU).
+  std::vector<MemoryItem> overhead;
+
   double resident_bytes() const;
+  const MemoryPhase& largest_phase() const;
+  const MemoryPhase* phase(const std::string& name) const;  // nullptr when absent
+  double overhead_bytes() const;
+  double total_bytes() const;  // resident + the largest phase + overhead
 };
 
-// `world_size` ranks share the batch (data parallel); ZeRO-1 divides the optimizer state by it. With
-// rollout.micro_batch_size 0 the rows decoding at once are those that fit in rollout.memory_utilization of
-// what `capacity_bytes` leaves after the resident items (all of a rank's rows when it is 0 = unknown),
-// as the rollout engine sizes itself at run time.
+// `world_size` data-parallel ranks share the batch; distributed.zero_stage shards AdamW state (>= 1),
+// gradients (>= 2) and parameters (3) over them. With rollout.micro_batch_size 0 the rows decoding at
+// once are those that fit in rollout.memory_utilization of what `capacity_bytes` leaves after the resident
+// items (all of a rank's rows when it is 0 = unknown), as the rollout engine sizes itself at run time.
 MemoryEstimate estimate_memory(const TrainConfig& config, const TransformerConfig& model, int world_size,
                                double capacity_bytes = 0);
 
@@ -49,5 +66,20 @@ std::string format_memory_estimate(const MemoryEstimate& estimate, const TrainCo
 // Suggestions (config overrides with their saving) for a run that needs `excess_bytes` more.
 std::vector<std::string> memory_suggestions(const MemoryEstimate& estimate, const TrainConfig& config,
                                             const TransformerConfig& model, double excess_bytes);
+
+// Throws ConfigError naming the estimate, the capacity and memory_suggestions' advice when
+// `estimate.total_bytes()` exceeds `capacity_bytes`.
+void check_fits(const MemoryEstimate& estimate, const TrainConfig& config, const TransformerConfig& model,
+                double capacity_bytes, const std::string& device_name);
+
+// The trainer's start-up check, before any model is loaded: on a CUDA `device`, estimates the run (the
+// shape from model.path's config.json) against the memory the device has free now (cudaMemGetInfo; the
+// CUDA context already allocated is added back, since the estimate counts it) and calls check_fits.
+// Does nothing on the CPU or when model.path has no config.json (loading the model reports that).
+void check_fits_on_device(const TrainConfig& config, const c10::Device& device, int world_size);
+
+// The device a config declares (hardware.gpus x hardware.gpu_memory_gb); 0 = not declared.
+int declared_world_size(const TrainConfig& config);
+double declared_capacity_bytes(const TrainConfig& config);
 
 }  // namespace tinyzero

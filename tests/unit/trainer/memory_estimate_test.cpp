@@ -1,6 +1,7 @@
 // Tests of the --dry-run memory estimate against byte counts computed by hand.
 #include "tinyzero/trainer/memory_estimate.h"
 
+#include "tinyzero/core/errors.h"
 #include "tinyzero/model/decode_memory.h"
 
 #include <gmock/gmock.h>
@@ -37,6 +38,7 @@ TrainConfig small_run() {
   c.rollout.micro_batch_size = 32;
   c.actor.ppo_mini_batch_size = 8;
   c.actor.ppo_micro_batch_size = 4;
+  c.trainer.device = "cpu";  // no CUDA context, NCCL or fragmentation terms
   return c;
 }
 
@@ -44,6 +46,25 @@ double item(const MemoryEstimate& e, const std::string& name) {
   for (const auto& i : e.resident)
     if (i.name == name) return i.bytes;
   return -1;
+}
+
+// An item of a phase; -1 when the phase or the item is absent.
+double phase_item(const MemoryEstimate& e, const std::string& phase, const std::string& name) {
+  const MemoryPhase* p = e.phase(phase);
+  if (!p) return -1;
+  for (const auto& i : p->items)
+    if (i.name == name) return i.bytes;
+  return -1;
+}
+
+double rollout_rows_bytes(const MemoryEstimate& e) {
+  return phase_item(e, "rollout", "KV cache") + phase_item(e, "rollout", "decode tensors");
+}
+
+// Parameters of the tiny model's q/k/v and gate/up weights and q/k/v biases, over its 4 layers.
+double fused_params() {
+  const double qkv_rows = (8 + 2 * 2) * 32;  // (heads + 2 kv heads) x head dim
+  return 4 * (qkv_rows * 256 + qkv_rows + 2 * 688 * 256);
 }
 
 TEST(MemoryEstimate, Fp32ActorIsSixteenBytesPerParameter) {
@@ -82,8 +103,13 @@ TEST(MemoryEstimate, ReferenceAndCriticWhenTheConfigUsesThem) {
   // Tied head: the critic is the trunk (all parameters) plus a hidden -> 1 value head.
   EXPECT_EQ(e.critic_parameters, m.num_parameters() + 256 + 1);
   EXPECT_EQ(item(e, "critic AdamW moments"), 8.0 * static_cast<double>(e.critic_parameters));
+  // reference.offload moves it off a CUDA device between its passes (on the CPU it stays).
   c.reference.offload = true;
-  EXPECT_EQ(item(estimate_memory(c, m, 1), "reference weights"), 0);
+  EXPECT_EQ(item(estimate_memory(c, m, 1), "reference weights"), 2 * p);
+  c.trainer.device = "cuda";
+  MemoryEstimate offloaded = estimate_memory(c, m, 1);
+  EXPECT_EQ(item(offloaded, "reference weights"), 0);
+  EXPECT_EQ(phase_item(offloaded, "log-prob passes", "reference weights"), 2 * p);
 }
 
 TEST(MemoryEstimate, KvCacheOfTheRolloutBatch) {
@@ -97,11 +123,11 @@ TEST(MemoryEstimate, KvCacheOfTheRolloutBatch) {
   EXPECT_EQ(row.kv,
             128.0 /*tokens*/ * 2 /*K,V*/ * 4 /*layers*/ * 2 /*kv heads*/ * 32 /*head dim*/ * 4 /*fp32*/);
   EXPECT_GE(row.step, 512.0 * 4 * 4);  // at least four fp32 vocabulary-wide tensors per row
-  EXPECT_EQ(e.rollout_peak.bytes, 32 * row.total());
+  EXPECT_EQ(rollout_rows_bytes(e), 32 * row.total());
   // Two ranks share the batch: 32 rows each still.
-  EXPECT_EQ(estimate_memory(c, m, 2).rollout_peak.bytes, 32 * row.total());
+  EXPECT_EQ(rollout_rows_bytes(estimate_memory(c, m, 2)), 32 * row.total());
   // Four ranks: 16 rows each.
-  EXPECT_EQ(estimate_memory(c, m, 4).rollout_peak.bytes, 16 * row.total());
+  EXPECT_EQ(rollout_rows_bytes(estimate_memory(c, m, 4)), 16 * row.total());
 }
 
 TEST(MemoryEstimate, AutoRolloutBatchIsWhatTheMemoryLeftHolds) {
@@ -117,8 +143,8 @@ TEST(MemoryEstimate, AutoRolloutBatchIsWhatTheMemoryLeftHolds) {
   const double capacity = resident + 10.5 * row.total() / 0.9;
   MemoryEstimate sized = estimate_memory(c, m, 1, capacity);
   EXPECT_EQ(sized.rollout_rows, 10);
-  EXPECT_EQ(sized.rollout_peak.bytes, 10 * row.total());
-  EXPECT_LE(resident + sized.rollout_peak.bytes, capacity);
+  EXPECT_EQ(rollout_rows_bytes(sized), 10 * row.total());
+  EXPECT_LE(resident + rollout_rows_bytes(sized), capacity);
   EXPECT_THAT(format_memory_estimate(sized, c, m, capacity, "test device"),
               HasSubstr(" 10  rows decoding at once, of the 64 a device generates per step"));
   // Not even one row left: the estimate counts one, and the report says it does not fit.
@@ -146,13 +172,19 @@ TEST(DecodeMemory, TheMachineReportsAvailableMemory) {
 TEST(MemoryEstimate, CheckpointingAndMicroBatchShrinkTheTrainingPeak) {
   TransformerConfig m = tiny_model();
   TrainConfig c = small_run();
-  const double base = estimate_memory(c, m, 1).train_peak.bytes;
+  auto acts = [&](const TrainConfig& t) {
+    return phase_item(estimate_memory(t, m, 1), "actor update", "activations");
+  };
+  c.model.autocast_bf16 = "false";  // fp32 activations on any CPU
+  const double base = acts(c);      // every layer's, 4 layers
+  // Checkpointed: each layer's input (512 tokens x hidden 256 x fp32) and one layer re-run in backward,
+  // counted twice for its gradients.
   c.model.activation_checkpointing = true;
-  EXPECT_LT(estimate_memory(c, m, 1).train_peak.bytes, base / 2);
+  EXPECT_DOUBLE_EQ(acts(c), 4 * 512.0 * 256 * 4 + 2 * base / 4);
+  EXPECT_LT(acts(c), base);
   c.model.activation_checkpointing = false;
   c.actor.ppo_micro_batch_size = 2;
-  const double head = 1024.0 * 512 * 4 * 3;
-  EXPECT_NEAR(estimate_memory(c, m, 1).train_peak.bytes - head, (base - head) / 2, 1.0);
+  EXPECT_NEAR(acts(c), base / 2, 1.0);
 }
 
 TEST(MemoryEstimate, ReportSaysWhatToChangeWhenItDoesNotFit) {
@@ -165,6 +197,175 @@ TEST(MemoryEstimate, ReportSaysWhatToChangeWhenItDoesNotFit) {
   EXPECT_THAT(tight, HasSubstr("does NOT fit"));
   EXPECT_THAT(tight, HasSubstr("model.activation_checkpointing=true (saves"));
   EXPECT_THAT(tight, HasSubstr("actor.ppo_micro_batch_size=2"));
+}
+
+TEST(MemoryEstimate, TotalIsResidentPlusTheLargestPhasePlusOverhead) {
+  TransformerConfig m = tiny_model();
+  TrainConfig c = small_run();
+  c.algorithm.name = "ppo";
+  MemoryEstimate e = estimate_memory(c, m, 1);
+  for (const char* name :
+       {"rollout", "log-prob passes", "actor update", "critic update", "optimizer step", "checkpoint"})
+    EXPECT_NE(e.phase(name), nullptr) << name;
+  double largest = 0;
+  for (const auto& p : e.phases) largest = std::max(largest, p.bytes());
+  EXPECT_EQ(e.largest_phase().bytes(), largest);
+  EXPECT_TRUE(e.overhead.empty());  // CPU
+  EXPECT_EQ(e.total_bytes(), e.resident_bytes() + largest);
+  // Every phase and term is in the report.
+  const std::string report = format_memory_estimate(e, c, m, 0, "test device");
+  for (const auto& p : e.phases) {
+    EXPECT_THAT(report, HasSubstr("phase: " + p.name));
+    for (const auto& i : p.items) EXPECT_THAT(report, HasSubstr(i.name));
+  }
+}
+
+TEST(MemoryEstimate, RolloutHoldsTheFusedInferenceCopies) {
+  TransformerConfig m = tiny_model();
+  TrainConfig c = small_run();
+  // fp32 weights without autocast: one fp32 copy of q/k/v and gate/up per layer (set_fused).
+  c.model.autocast_bf16 = "false";
+  EXPECT_EQ(phase_item(estimate_memory(c, m, 1), "rollout", "fused inference weights"), fused_params() * 4);
+  // fp32 weights under bf16 autocast: and a bf16 copy of each (fused_weight).
+  c.model.autocast_bf16 = "true";
+  EXPECT_EQ(phase_item(estimate_memory(c, m, 1), "rollout", "fused inference weights"), fused_params() * 6);
+  // bf16 weights: the concatenation in bf16 only.
+  c.model.dtype = "bfloat16";
+  EXPECT_EQ(phase_item(estimate_memory(c, m, 1), "rollout", "fused inference weights"), fused_params() * 2);
+}
+
+TEST(MemoryEstimate, ZeroThreeShardsParametersAndGathersThemForTheRollout) {
+  TransformerConfig m = tiny_model();
+  TrainConfig c = small_run();
+  c.model.dtype = "bfloat16";
+  c.algorithm.name = "ppo";
+  c.algorithm.use_kl_in_reward = true;
+  c.distributed.zero_stage = 3;
+  const double p = static_cast<double>(m.num_parameters());
+  MemoryEstimate e = estimate_memory(c, m, 4);
+  EXPECT_EQ(e.zero_stage, 3);
+  EXPECT_EQ(item(e, "actor weights"), 2 * p / 4);
+  EXPECT_EQ(item(e, "actor gradients"), 2 * p / 4);
+  EXPECT_EQ(item(e, "actor AdamW moments"), 8 * p / 4);
+  EXPECT_EQ(item(e, "actor fp32 master weights"), 4 * p / 4);
+  EXPECT_EQ(item(e, "reference weights"), 2 * p / 4);
+  EXPECT_EQ(item(e, "critic weights"), 2 * static_cast<double>(e.critic_parameters) / 4);
+  // The rollout gathers the whole actor and fuses its weights.
+  EXPECT_EQ(phase_item(e, "rollout", "actor weights gathered"), 2 * p);
+  EXPECT_EQ(phase_item(e, "rollout", "fused inference weights"), 2 * fused_params());
+  // Backward: 2 layers + the root unit gathered, 2 layers' and the root's full gradients.
+  const double root = 512.0 * 256 + 256;  // tied embeddings + final norm
+  const double layer = (p - root) / 4;
+  EXPECT_DOUBLE_EQ(phase_item(e, "actor update", "actor gathered weights"), 2 * (2 * layer + root));
+  EXPECT_DOUBLE_EQ(phase_item(e, "actor update", "actor layer grads in flight"), 2 * 2 * layer);
+  EXPECT_DOUBLE_EQ(phase_item(e, "actor update", "actor root unit gradient"), 2 * root);
+  // Checkpointing is forced on: the same activations as with model.activation_checkpointing=true.
+  TrainConfig ckpt = c;
+  ckpt.distributed.zero_stage = 1;
+  ckpt.model.activation_checkpointing = true;
+  EXPECT_EQ(phase_item(e, "actor update", "activations"),
+            phase_item(estimate_memory(ckpt, m, 4), "actor update", "activations"));
+  // One rank: nothing is sharded.
+  EXPECT_EQ(item(estimate_memory(c, m, 1), "actor weights"), 2 * p);
+}
+
+TEST(MemoryEstimate, ZeroTwoShardsGradientsButNotParameters) {
+  TransformerConfig m = tiny_model();
+  TrainConfig c = small_run();
+  c.distributed.zero_stage = 2;
+  const double p = static_cast<double>(m.num_parameters());
+  MemoryEstimate e = estimate_memory(c, m, 2);
+  EXPECT_EQ(item(e, "actor weights"), 4 * p);
+  EXPECT_EQ(item(e, "actor gradients"), 4 * p / 2);
+  EXPECT_EQ(item(e, "actor AdamW moments"), 8 * p / 2);
+  EXPECT_EQ(phase_item(e, "rollout", "actor weights gathered"), -1);
+  EXPECT_EQ(phase_item(e, "actor update", "actor gathered weights"), -1);
+  EXPECT_GT(phase_item(e, "actor update", "actor layer grads in flight"), 0);
+  // No second gradient or buckets: overlap_grad_reduce is for stages 0 and 1.
+  EXPECT_EQ(phase_item(e, "actor update", "second full gradient"), -1);
+  EXPECT_EQ(phase_item(e, "optimizer step", "collective buffers"), -1);
+}
+
+TEST(MemoryEstimate, OverlappedReductionAddsASecondGradientAndBuckets) {
+  TransformerConfig m = tiny_model();
+  TrainConfig c = small_run();
+  const double p = static_cast<double>(m.num_parameters());
+  c.distributed.overlap_grad_reduce = true;
+  MemoryEstimate on = estimate_memory(c, m, 2);
+  EXPECT_EQ(phase_item(on, "actor update", "second full gradient"), 4 * p);
+  EXPECT_EQ(phase_item(on, "actor update", "all-reduce bucket buffers"), 4 * p);
+  EXPECT_EQ(phase_item(estimate_memory(c, m, 1), "actor update", "second full gradient"), -1);  // one rank
+  c.distributed.overlap_grad_reduce = false;
+  MemoryEstimate off = estimate_memory(c, m, 2);
+  EXPECT_EQ(phase_item(off, "actor update", "second full gradient"), -1);
+  EXPECT_EQ(phase_item(off, "optimizer step", "collective buffers"), 4 * p);  // all-reduce after backward
+  EXPECT_LT(off.phase("actor update")->bytes(), on.phase("actor update")->bytes());
+}
+
+TEST(MemoryEstimate, HeadBackwardHoldsFp32CopiesOfTheHead) {
+  TransformerConfig m = tiny_model();
+  TrainConfig c = small_run();
+  c.model.dtype = "bfloat16";
+  const double vh = 512.0 * 256;
+  // fp32 weight copy + fp32 weight gradient + its bf16 cast, 5 fp32 chunks of 1024 x vocab, fp32 grad_h.
+  const double tokens = 4.0 * 128;
+  EXPECT_EQ(phase_item(estimate_memory(c, m, 1), "actor update", "head backward"),
+            4 * vh + 4 * vh + 2 * vh + 5 * 1024.0 * 512 * 4 + tokens * 256 * 4);
+}
+
+TEST(MemoryEstimate, CudaAddsContextNcclAndFragmentation) {
+  TransformerConfig m = tiny_model();
+  TrainConfig c = small_run();
+  c.trainer.device = "cuda";
+  MemoryEstimate one = estimate_memory(c, m, 1);
+  ASSERT_EQ(one.overhead.size(), 2u);  // context, fragmentation; no NCCL on one rank
+  EXPECT_EQ(one.overhead[0].name, "CUDA context");
+  EXPECT_EQ(one.overhead[0].bytes, 1024.0 * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(one.overhead[1].bytes, 0.08 * (one.resident_bytes() + one.largest_phase().bytes()));
+  MemoryEstimate two = estimate_memory(c, m, 2);
+  ASSERT_EQ(two.overhead.size(), 3u);
+  EXPECT_EQ(two.overhead[1].name, "NCCL buffers");
+  EXPECT_EQ(two.total_bytes(), two.resident_bytes() + two.largest_phase().bytes() + two.overhead_bytes());
+}
+
+TEST(MemoryEstimate, SuggestionsProposeZeroTwoAndThree) {
+  TransformerConfig m = tiny_model();
+  TrainConfig c = small_run();
+  c.model.dtype = "bfloat16";
+  c.algorithm.name = "ppo";
+  MemoryEstimate e = estimate_memory(c, m, 4);
+  std::string all;
+  for (const auto& s : memory_suggestions(e, c, m, e.total_bytes() / 10)) all += s + "\n";
+  EXPECT_THAT(all, HasSubstr("distributed.zero_stage=1 (saves"));
+  EXPECT_THAT(all, HasSubstr("distributed.zero_stage=2 (saves"));
+  EXPECT_THAT(all, HasSubstr("distributed.zero_stage=3 (saves"));
+}
+
+TEST(MemoryEstimate, CheckFitsStopsWithTheAdvice) {
+  TransformerConfig m = tiny_model();
+  TrainConfig c = small_run();
+  c.model.dtype = "bfloat16";
+  MemoryEstimate e = estimate_memory(c, m, 2);
+  EXPECT_NO_THROW(check_fits(e, c, m, e.total_bytes() * 1.01, "test device"));
+  try {
+    check_fits(e, c, m, e.total_bytes() * 0.8, "test device");
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& err) {
+    EXPECT_THAT(err.what(), HasSubstr("test device has"));
+    EXPECT_THAT(err.what(), HasSubstr("distributed.zero_stage=3 (saves"));
+  }
+  // The start-up check does nothing on the CPU.
+  EXPECT_NO_THROW(check_fits_on_device(c, c10::Device(c10::kCPU), 1));
+}
+
+TEST(MemoryEstimate, DeclaredHardware) {
+  TrainConfig c;
+  EXPECT_EQ(declared_world_size(c), 0);
+  EXPECT_EQ(declared_capacity_bytes(c), 0);
+  c.hardware.gpus = 8;
+  c.hardware.gpu_memory_gb = 80;
+  EXPECT_EQ(declared_world_size(c), 8);
+  EXPECT_EQ(declared_capacity_bytes(c), 80.0 * 1024 * 1024 * 1024);
 }
 
 }  // namespace
