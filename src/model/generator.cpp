@@ -164,21 +164,23 @@ GenerateResult assemble(GenerationJob& job, const GenerateOptions& o, const at::
   return r;
 }
 
-// Rows decoding at once: every row, at most max_active_rows, and at most what the memory budget holds
-// (each row's KV cache at the engine's capacity, in the engine's cache dtype, and its decode tensors).
-int64_t active_rows(CausalLMImpl& model, const GenerationJob& job, int64_t R) {
+// Rows decoding at once: every row, at most max_active_rows, and at most what `budget` bytes hold (each
+// row's KV cache at the engine's capacity, in the engine's cache dtype, and its decode tensors); a
+// budget <= 0 sets no bound.
+int64_t active_rows(CausalLMImpl& model, const GenerationJob& job, int64_t R, double budget) {
   const GenerateOptions& o = job.options;
   int64_t rows = o.max_active_rows > 0 ? std::min(o.max_active_rows, R) : R;
-  if (o.memory_budget_bytes <= 0) return rows;
+  if (budget <= 0) return rows;
   const int64_t capacity = job.capacity();
   const DecodeRowBytes row = decode_row_bytes(
       model.config(), capacity, static_cast<int64_t>(c10::elementSize(decode_cache_dtype(model))));
-  const int64_t fit = rows_within(o.memory_budget_bytes, row);
+  const int64_t fit = rows_within(budget, row);
   if (fit < 1)
     throw Error("generate: one decoding row of " + std::to_string(capacity) + " tokens needs " +
                 format_gib(row.total()) + " (KV cache " + format_gib(row.kv) + ", decode tensors " +
-                format_gib(row.step) + "), but only " + format_gib(o.memory_budget_bytes) +
-                " is left for the rollout; shorten data.max_prompt_length or data.max_response_length, "
+                format_gib(row.step) + "), but only " + format_gib(budget) +
+                " is left for the rollout (after the fused inference weights); shorten "
+                "data.max_prompt_length or data.max_response_length, "
                 "free device memory (reference.offload=true, critic.offload=true), or raise "
                 "rollout.memory_utilization");
   return std::min(rows, fit);
@@ -212,9 +214,16 @@ GenerateResult generate(CausalLMImpl& model, const std::vector<std::vector<int64
   }
   torch::NoGradGuard no_grad;
   const int64_t B = static_cast<int64_t>(prompts.size()), R = B * o.num_samples;
-  const int64_t rows = active_rows(model, job, R);
-  const int64_t workers = row_workers(model, o, B);
   FuseGuard fuse(model, o.fuse_weights);
+  double budget = o.memory_budget_bytes;
+  if (fuse.on && budget > 0) {  // the budget was measured before these copies were made
+    const bool copies16 = model.dtype() == at::kFloat && autocast_enabled(model.device());
+    budget = std::max(
+        1.0, budget - fused_weight_bytes(model.config(),
+                                         static_cast<int64_t>(c10::elementSize(model.dtype())), copies16));
+  }
+  const int64_t rows = active_rows(model, job, R, budget);
+  const int64_t workers = row_workers(model, o, B);
   if (workers <= 1) {
     run_decode_engine(model, job, rows, 0, B);
     GenerateResult r = assemble(job, o, model.device());

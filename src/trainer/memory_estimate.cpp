@@ -224,27 +224,21 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
   }
 
   // Rollout (src/trainer/rollout_stage.cpp, src/model/generator.cpp). Under ZeRO-3 the actor is gathered
-  // whole for the phase. generate() sizes its rows from the memory free at the call (after the gather),
-  // then FuseGuard concatenates q/k/v and gate/up per layer (qwen2.cpp set_fused); under autocast with
-  // fp32 weights, fused_weight adds a bf16 copy of each.
+  // whole for the phase. generate() concatenates q/k/v and gate/up per layer (qwen2.cpp set_fused; under
+  // autocast with fp32 weights, a bf16 copy of each too), then sizes its rows from the memory free at the
+  // call (after the gather) less those copies.
   MemoryPhase rollout{"rollout", {}};
   const double gathered = s.stage >= 3 ? actor.total * pb : 0.0;
   if (gathered > 0)
     rollout.items.push_back({"actor weights gathered", gathered,
                              "all " + millions(actor.total) + " params whole for the rollout (ZeRO-3)"});
-  {
-    const double L = static_cast<double>(m.num_hidden_layers);
-    const double qkv_rows =
-        static_cast<double>((m.num_attention_heads + 2 * m.num_key_value_heads) * m.head_dim);
-    const double I = static_cast<double>(m.intermediate_size);
-    const double fused =
-        L * (qkv_rows * H + (m.qkv_bias ? qkv_rows : 0) + 2 * I * H + (m.mlp_bias ? 2 * I : 0));
-    const bool copies16 = pb == 4 && s.act_bytes == 2;
-    rollout.items.push_back({"fused inference weights", fused * (pb + (copies16 ? 2 : 0)),
-                             "q/k/v and gate/up concatenated per layer for generate, " + millions(fused) +
-                                 " params x " + bytes_per(pb) +
-                                 (copies16 ? " + their bf16 copies under autocast (2 B)" : "")});
-  }
+  const bool copies16 = pb == 4 && s.act_bytes == 2;
+  const double fused_bytes = fused_weight_bytes(m, static_cast<int64_t>(pb), copies16);
+  rollout.items.push_back({"fused inference weights", fused_bytes,
+                           "q/k/v and gate/up concatenated per layer for generate, " +
+                               millions(static_cast<int64_t>(fused_bytes / (pb + (copies16 ? 2 : 0)))) +
+                               " params x " + bytes_per(pb) +
+                               (copies16 ? " + their bf16 copies under autocast (2 B)" : "")});
   const DecodeRowBytes row = decode_row_bytes(m, s.seq, static_cast<int64_t>(s.act_bytes));
   e.rollout_rows_total = s.rollout_rows;
   e.rollout_rows =
@@ -253,7 +247,7 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
   if (c.rollout.micro_batch_size == 0 && capacity_bytes > 0) {
     const double fixed = s.cuda ? kCudaContextBytes + (multi ? kNcclBytes : 0.0) : 0.0;
     const double budget =
-        (capacity_bytes - fixed - e.resident_bytes() - gathered) * c.rollout.memory_utilization;
+        (capacity_bytes - fixed - e.resident_bytes() - gathered) * c.rollout.memory_utilization - fused_bytes;
     e.rollout_rows = std::min(e.rollout_rows, std::max<int64_t>(1, rows_within(budget, row)));
     sizing = ", memory-sized";
   } else if (c.rollout.micro_batch_size == 0) {

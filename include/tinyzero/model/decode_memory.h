@@ -23,6 +23,11 @@ struct DecodeRowBytes {
 // elements (2 under bf16 autocast or bf16 weights, else 4).
 DecodeRowBytes decode_row_bytes(const TransformerConfig& model, int64_t capacity, int64_t cache_bytes);
 
+// The copies generate() makes for a call (CausalLMImpl::set_fused_inference): q/k/v and gate/up weights
+// (and biases) concatenated per layer in `param_bytes`-byte elements, plus, when `bf16_copies` (fp32
+// weights under bf16 autocast), a bf16 copy of each.
+double fused_weight_bytes(const TransformerConfig& model, int64_t param_bytes, bool bf16_copies);
+
 // Rows that fit in `budget_bytes` (0 when not even one does).
 int64_t rows_within(double budget_bytes, const DecodeRowBytes& row);
 

@@ -319,14 +319,17 @@ TEST_F(Sampling, ContinuousBatchingGivesEverySampleItsOwnTokens) {
 }
 
 TEST_F(Sampling, AMemoryBudgetBoundsTheRowsAtOnceNotTheirTokens) {
-  // A budget that holds 5 rows of this call (capacity: longest prompt + max_new_tokens, fp32 cache)
-  // decodes 5 rows at once and gives every row the tokens it gets with every row at once.
+  // A budget that holds the call's fused weight copies and 5 rows (capacity: longest prompt +
+  // max_new_tokens, fp32 cache) decodes 5 rows at once and gives every row the tokens it gets with every
+  // row at once.
   GenerateOptions o = sampled_rows();
   const GenerateResult all = generate(*model_, ids_, mask_, o);
   EXPECT_EQ(all.rows_at_once, 12);
   const int64_t longest = mask_.sum(1).max().item<int64_t>();
   const DecodeRowBytes row = decode_row_bytes(model_->config(), longest + o.max_new_tokens, 4);
-  o.memory_budget_bytes = 5.5 * row.total();
+  const double fused = fused_weight_bytes(model_->config(), 4, false);
+  ASSERT_TRUE(o.fuse_weights);
+  o.memory_budget_bytes = fused + 5.5 * row.total();
   for (int64_t workers : {1, 2}) {
     o.row_workers = workers;
     const GenerateResult five = generate(*model_, ids_, mask_, o);
@@ -336,7 +339,10 @@ TEST_F(Sampling, AMemoryBudgetBoundsTheRowsAtOnceNotTheirTokens) {
   o.max_active_rows = 3;  // the tighter of the two bounds
   EXPECT_EQ(generate(*model_, ids_, mask_, o).rows_at_once, 3);
   o.max_active_rows = 0;
-  o.memory_budget_bytes = 0.5 * row.total();  // not one row: a clear error, before any work
+  o.fuse_weights = false;  // no copies: the same budget holds more rows
+  EXPECT_GT(generate(*model_, ids_, mask_, o).rows_at_once, 5);
+  o.fuse_weights = true;
+  o.memory_budget_bytes = fused + 0.5 * row.total();  // not one row: a clear error, before any work
   try {
     generate(*model_, ids_, mask_, o);
     FAIL() << "a budget below one row was accepted";
