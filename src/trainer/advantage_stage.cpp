@@ -47,7 +47,7 @@ void apply_kl_in_reward(TrainContext& ctx, RolloutBatch& r, Metrics& m) {
 void compute_advantages(TrainContext& ctx, RolloutBatch& r, Metrics& m) {
   const AlgorithmConfig& a = ctx.config.algorithm;
   if (a.use_kl_in_reward && ctx.reference) apply_kl_in_reward(ctx, r, m);
-  StageTimer timer(m, "timing_s/adv");
+  StageTimer timer(m, "timing_s/adv", ctx.device);
   AdvantageResult adv;
   switch (ctx.algorithm) {
     case Algorithm::kPpo:  // whitened over the whole batch: across ranks when there are several

@@ -120,29 +120,38 @@ std::string save_checkpoint(TrainContext& s) {
                   hash);
   std::vector<std::pair<std::string, at::Tensor>> actor_state = s.optimizer->gather_state(), critic_state;
   if (s.critic) critic_state = s.critic_optimizer->gather_state();
-  // ZeRO-3: the weights whole on every rank while rank 0 writes them.
-  PinnedParameters actor_whole(s.optimizer.get()), critic_whole(s.critic_optimizer.get());
   fs::path root = fs::path(c.trainer.run_dir) / "checkpoints";
   const fs::path final_dir = root / checkpoint_name(s.step);
-  if (!s.pg->is_main()) {  // rank 0 writes; the others wait until the checkpoint is complete
+  const bool main = s.pg->is_main();
+  // Unique to this process: a run killed while saving leaves its own staging directory, which the next
+  // run (holding the run_dir lock) removes.
+  const fs::path staging = root / ("." + checkpoint_name(s.step) + ".staging." + std::to_string(::getpid()));
+  if (main) {
+    fs::create_directories(root);
+    fs::remove_all(staging);
+  }
+  // The actor as a Hugging Face directory (loads in transformers as is), and PPO's critic as its own
+  // (Qwen2ForTokenClassification). Rank 0 writes; under ZeRO-3 every rank gathers each model whole
+  // while it is written, one model at a time.
+  {
+    PinnedParameters whole(s.optimizer.get());
+    if (main) save_causal_lm(*s.actor, staging.string(), s.dtype, s.tokenizer_dir);
+  }
+  if (s.critic) {
+    PinnedParameters whole(s.critic_optimizer.get());
+    if (main) s.critic->save((staging / "critic").string(), s.dtype);
+  }
+  if (!main) {  // the others wait until the checkpoint is complete
     s.pg->barrier();
     s.last_saved = s.step;
     return final_dir.string();
   }
-  fs::create_directories(root);
-  // Unique to this process: a run killed while saving leaves its own staging directory, which the next
-  // run (holding the run_dir lock) removes.
-  const fs::path staging = root / ("." + checkpoint_name(s.step) + ".staging." + std::to_string(::getpid()));
-  fs::remove_all(staging);
-  // The actor as a Hugging Face directory (loads in transformers as is), then the trainer state;
-  // trainer_state.json is written last and marks the checkpoint complete.
-  save_causal_lm(*s.actor, staging.string(), s.dtype, s.tokenizer_dir);
+  // The optimizer states, then the trainer state; trainer_state.json is written last and marks the
+  // checkpoint complete.
   save_safetensors((staging / "optimizer.safetensors").string(), actor_state, {{"format", "tinyzero-adamw"}});
-  if (s.critic) {  // PPO: the critic as its own HF directory (Qwen2ForTokenClassification) and its AdamW
-    s.critic->save((staging / "critic").string(), s.dtype);
+  if (s.critic)
     save_safetensors((staging / "critic_optimizer.safetensors").string(), critic_state,
                      {{"format", "tinyzero-adamw"}});
-  }
   nlohmann::json state = {
       {"step", s.step},
       {"optimizer_steps", s.optimizer->steps_taken()},

@@ -47,7 +47,7 @@ void value_metrics(TrainContext& ctx, const RolloutBatch& r, Metrics& m) {
 void update_critic(TrainContext& ctx, const RolloutBatch& r, Metrics& m) {
   value_metrics(ctx, r, m);
   const TrainConfig& c = ctx.config;
-  StageTimer timer(m, "timing_s/update_critic");
+  StageTimer timer(m, "timing_s/update_critic", ctx.device);
   ctx.place_critic(true);
   ctx.critic->train(true);
   const auto [mini_rows, micro_rows] = update_batch_rows(ctx, r, c.critic.ppo_micro_batch_size);

@@ -62,7 +62,7 @@ at::Tensor batched_values(const TrainContext& ctx, const RolloutBatch& r) {
 }  // namespace
 
 void reference_and_critic_passes(TrainContext& ctx, RolloutBatch& r, bool on_policy, Metrics& m) {
-  StageTimer timer(m, "timing_s/old_log_prob");
+  StageTimer timer(m, "timing_s/old_log_prob", ctx.device);
   if (!on_policy)
     r.old_log_probs =
         ctx.config.rollout.reuse_log_probs ? r.sample_log_probs : batched_log_probs(ctx, *ctx.actor, r);

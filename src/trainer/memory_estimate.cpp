@@ -222,6 +222,16 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
     critic = critic_parts(m);
     add_trainable(e.resident, "critic", critic.total, s);
   }
+  // Gloo on the CPU: the process group keeps the flat buffers of finished collectives for reuse, up to
+  // 256 MiB (src/dist/process_group.cpp, kMaxPooledBytes): the start's weight broadcast, and with stages
+  // 0/1 the gradient all-reduce's buckets too. CUDA's caching allocator does this itself.
+  if (multi && !s.cuda) {
+    const double weights = (actor.total + critic.total) * pb;
+    e.resident.push_back(
+        {"collective buffer pool", std::min(256.0 * (1 << 20), weights * (s.stage < 2 ? 2 : 1)),
+         std::string("flat buffers of the weight broadcast") +
+             (s.stage < 2 ? " and gradient all-reduce" : "") + " kept for reuse (Gloo, at most 256 MiB)"});
+  }
 
   // Rollout (src/trainer/rollout_stage.cpp, src/model/generator.cpp). Under ZeRO-3 the actor is gathered
   // whole for the phase. generate() concatenates q/k/v and gate/up per layer (qwen2.cpp set_fused; under
@@ -313,25 +323,32 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
                           "fp32 weight copy + fp32 weight gradient (" + format_gib(4 * VH) +
                               " each), gradient cast, 5 fp32 logits chunks of 1024 tokens"});
     }
-    if (multi && s.stage < 2 && c.distributed.overlap_grad_reduce) {
-      ph.items.push_back({"second full gradient", p.total * pb,
-                          "overlap_grad_reduce: full_grads_ (src/trainer/data_parallel.cpp) next to .grad"});
-      ph.items.push_back(
-          {"all-reduce bucket buffers", p.total * pb,
-           "flat bucket copies, all pending until backward ends (src/dist/process_group.cpp)"});
-    }
     add_sharded_backward(ph.items, who, p, s);
     e.phases.push_back(ph);
+    // Overlapped all-reduce: as backward frees the activations it builds a second full gradient (and on
+    // CUDA the buckets' flat copies; Gloo's come from the pool above), all alive when backward ends: a
+    // peak of its own, after the activations' one.
+    if (multi && s.stage < 2 && c.distributed.overlap_grad_reduce) {
+      MemoryPhase end{who + " gradient reduction", {}};
+      end.items.push_back({"second full gradient", p.total * pb,
+                           "overlap_grad_reduce: full_grads_ (src/trainer/data_parallel.cpp) next to .grad"});
+      if (s.cuda)
+        end.items.push_back(
+            {"all-reduce bucket buffers", p.total * pb,
+             "flat bucket copies, all pending until backward ends (src/dist/process_group.cpp)"});
+      e.phases.push_back(end);
+    }
   };
   update_phase("actor", actor, c.actor.ppo_micro_batch_size, true);
   if (c.needs_critic()) update_phase("critic", critic, c.critic.ppo_micro_batch_size, false);
 
   // Optimizer step, after backward (activations freed): gradient all-reduce buffers unless overlapped,
-  // ZeRO-1's broadcast of updated parameters, AdamW's fp32 temporaries of the largest parameter.
+  // ZeRO-1's broadcast of updated parameters (on CUDA; Gloo's come from its pool), AdamW's fp32
+  // temporaries of the largest parameter.
   {
     MemoryPhase step{"optimizer step", {}};
     const double biggest = std::max(actor.total, critic.total);
-    if (multi && s.stage < 2 && (!c.distributed.overlap_grad_reduce || s.stage == 1))
+    if (multi && s.cuda && s.stage < 2 && (!c.distributed.overlap_grad_reduce || s.stage == 1))
       step.items.push_back({"collective buffers", biggest * pb,
                             std::string(c.distributed.overlap_grad_reduce ? "" : "gradient all-reduce, ") +
                                 (s.stage == 1 ? "ZeRO-1 parameter broadcast" : "") +
@@ -354,8 +371,9 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
       ckpt.items.push_back({"AdamW state gather", VH * (pb < 4 ? 12 : 8),
                             "receive buffers of one parameter's fp32 state at a time"});
     if (s.stage >= 3)
-      ckpt.items.push_back(
-          {"gathered weights", (actor.layer + actor.root) * pb, "one unit and the root (ZeRO-3)"});
+      ckpt.items.push_back({"gathered weights", std::max(actor.total, critic.total) * pb,
+                            "the model being written, whole on every rank (ZeRO-3: the actor, then the "
+                            "critic)"});
     e.phases.push_back(ckpt);
   }
 

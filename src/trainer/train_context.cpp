@@ -6,6 +6,7 @@
 #include "tinyzero/core/errors.h"
 #include "tinyzero/core/log.h"
 #include "tinyzero/core/runtime.h"
+#include "tinyzero/model/memory_meter.h"
 #include "tinyzero/model/weights.h"
 #include "tinyzero/trainer/memory_estimate.h"
 #include "trainer/rollout_stage.h"
@@ -154,6 +155,7 @@ std::unique_ptr<TrainContext> make_train_context(const TrainConfig& config) {
   // Data parallel: one process per device, joined through c10d (torchrun / SLURM / launch-local.sh).
   s.env = detect_dist_env();
   s.device = pick_device(c, s.env);
+  if (s.device.is_cpu()) start_cpu_memory_meter();  // each phase's peak in the metrics (CUDA has its own)
   if (s.env.is_distributed()) {
     check_world_size(c, s.env, s.is_sft());
     logging::info("data parallel: {}", describe(s.env));

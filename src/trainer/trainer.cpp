@@ -36,7 +36,7 @@ Metrics rl_step(TrainContext& ctx) {
   const TrainConfig& c = ctx.config;
   const auto t_step = Clock::now();
   Metrics m;
-  StageTimer timer(m, metric_names::kTimingGen);
+  StageTimer timer(m, metric_names::kTimingGen, ctx.device);
   // 1. Rollouts, scored by the task's rule (with DAPO dynamic sampling: only groups whose rewards differ).
   StepRollouts drawn = collect_rollouts(ctx);
   timer.stop();

@@ -23,7 +23,7 @@ Metrics validate(TrainContext& ctx) {
   const TrainConfig& c = ctx.config;
   Metrics m;
   if (ctx.problems.val.empty()) return m;
-  StageTimer timer(m, "timing_s/validate");
+  StageTimer timer(m, "timing_s/validate", ctx.device);
   // Problems per generate call (its engine sizes its own batch of rows): data.val_batch_size, else all.
   const size_t batch =
       c.data.val_batch_size > 0 ? static_cast<size_t>(c.data.val_batch_size) : ctx.problems.val.size();
