@@ -159,6 +159,9 @@ void OptimConfig::describe(Schema& s) {
   s.field("min_lr_ratio", &min_lr_ratio, 0.0, "cosine: final lr as a fraction of lr", Check::range(0, 1));
   s.field("grad_clip", &grad_clip, 1.0, "clip the global gradient norm to this; 0 = off",
           Check::non_negative());
+  s.field("offload", &offload, false,
+          "keep the AdamW state (moments, fp32 master weights) in host memory and update there "
+          "(ZeRO-Offload); needs distributed.zero_stage 2 or 3 on more than one rank");
 }
 
 void ActorConfig::describe(Schema& s) {

@@ -445,57 +445,51 @@ void check_shard_pairs(const ProcessGroup::Impl& impl, const std::string& op,
   }
 }
 
-}  // namespace
-
-PendingCollective ProcessGroup::all_gather_start(std::vector<at::Tensor> outputs,
-                                                 std::vector<at::Tensor> inputs) {
-  if (!impl_) {
+// Launches one sharding collective (gather: all-gather, else reduce-scatter) on checked pairs: one call
+// for a single pair, a coalesced one for several. A world of 1 copies input to output.
+PendingCollective launch_sharding(const std::shared_ptr<ProcessGroup::Impl>& impl, bool gather,
+                                  std::vector<at::Tensor> outputs, std::vector<at::Tensor> inputs) {
+  if (!impl) {
     at::NoGradGuard no_grad;
     for (size_t i = 0; i < inputs.size(); ++i) outputs[i].view({-1}).copy_(inputs[i].view({-1}));
     return PendingCollective(nullptr);
   }
-  const std::string op = "all_gather";
-  check_shard_pairs(*impl_, op, outputs, inputs, true);
+  const std::string op = gather ? "all_gather" : "reduce_scatter_sum";
+  check_shard_pairs(*impl, op, outputs, inputs, gather);
   auto state = std::make_unique<PendingCollective::State>();
-  state->impl = impl_;
+  state->impl = impl;
   state->op = op;
   state->keep_alive = outputs;
   state->keep_alive.insert(state->keep_alive.end(), inputs.begin(), inputs.end());
   if (!inputs.empty()) {
-    c10d::AllgatherOptions opts;
-    opts.timeout = impl_->timeout;
-    state->works.push_back(impl_->launch(op, [&] {
-      return outputs.size() == 1 ? impl_->backend->_allgather_base(outputs[0], inputs[0], opts)
-                                 : impl_->backend->allgather_into_tensor_coalesced(outputs, inputs, opts);
+    C10dBackend& backend = *impl->backend;
+    state->works.push_back(impl->launch(op, [&] {
+      if (gather) {
+        c10d::AllgatherOptions opts;
+        opts.timeout = impl->timeout;
+        return outputs.size() == 1 ? backend._allgather_base(outputs[0], inputs[0], opts)
+                                   : backend.allgather_into_tensor_coalesced(outputs, inputs, opts);
+      }
+      c10d::ReduceScatterOptions opts;
+      opts.reduceOp = c10d::ReduceOp::SUM;
+      opts.timeout = impl->timeout;
+      return outputs.size() == 1 ? backend._reduce_scatter_base(outputs[0], inputs[0], opts)
+                                 : backend.reduce_scatter_tensor_coalesced(outputs, inputs, opts);
     }));
   }
   return PendingCollective(std::move(state));
 }
 
+}  // namespace
+
+PendingCollective ProcessGroup::all_gather_start(std::vector<at::Tensor> outputs,
+                                                 std::vector<at::Tensor> inputs) {
+  return launch_sharding(impl_, true, std::move(outputs), std::move(inputs));
+}
+
 PendingCollective ProcessGroup::reduce_scatter_sum_start(std::vector<at::Tensor> outputs,
                                                          std::vector<at::Tensor> inputs) {
-  if (!impl_) {
-    at::NoGradGuard no_grad;
-    for (size_t i = 0; i < inputs.size(); ++i) outputs[i].view({-1}).copy_(inputs[i].view({-1}));
-    return PendingCollective(nullptr);
-  }
-  const std::string op = "reduce_scatter_sum";
-  check_shard_pairs(*impl_, op, outputs, inputs, false);
-  auto state = std::make_unique<PendingCollective::State>();
-  state->impl = impl_;
-  state->op = op;
-  state->keep_alive = outputs;
-  state->keep_alive.insert(state->keep_alive.end(), inputs.begin(), inputs.end());
-  if (!inputs.empty()) {
-    c10d::ReduceScatterOptions opts;
-    opts.reduceOp = c10d::ReduceOp::SUM;
-    opts.timeout = impl_->timeout;
-    state->works.push_back(impl_->launch(op, [&] {
-      return outputs.size() == 1 ? impl_->backend->_reduce_scatter_base(outputs[0], inputs[0], opts)
-                                 : impl_->backend->reduce_scatter_tensor_coalesced(outputs, inputs, opts);
-    }));
-  }
-  return PendingCollective(std::move(state));
+  return launch_sharding(impl_, false, std::move(outputs), std::move(inputs));
 }
 
 namespace {

@@ -23,7 +23,13 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<std::pair<std::string, 
   stage_ = pg.world_size() > 1 ? zero_stage : 0;
   if (stage_ >= 2) {
     shards_ = std::make_unique<ParameterShards>(params_, pg, stage_ == 3);
-    adam_ = std::make_unique<AdamW>(shards_->shards(), config);
+    if (config.offload) {
+      for (const auto& [name, shard] : shards_->shards())
+        host_shards_.emplace_back(name, shard.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true));
+      adam_ = std::make_unique<AdamW>(host_shards_, config);
+    } else {
+      adam_ = std::make_unique<AdamW>(shards_->shards(), config);
+    }
     return;
   }
   if (overlap && pg.world_size() > 1) {
@@ -141,6 +147,12 @@ void DataParallelOptimizer::broadcast_parameters(int root) {
   if (!shards_) return;
   shards_->shard_from_parameters();
   shards_->unpin();
+  copy_shards_to_host();
+}
+
+void DataParallelOptimizer::copy_shards_to_host() {
+  torch::NoGradGuard no_grad;
+  for (size_t k = 0; k < host_shards_.size(); ++k) host_shards_[k].second.copy_(shards_->shards()[k].second);
 }
 
 void DataParallelOptimizer::pin_parameters() {
@@ -184,7 +196,19 @@ double DataParallelOptimizer::reduce_and_clip(double max_norm) {
 }
 
 void DataParallelOptimizer::step(double lr) {
-  adam_->step(lr);
+  if (!host_shards_.empty()) {  // the gradients to the host, the update there, the shards back
+    torch::NoGradGuard no_grad;
+    for (size_t k = 0; k < host_shards_.size(); ++k)
+      host_shards_[k].second.mutable_grad() = shards_->shards()[k].second.grad().to(at::kCPU);
+    adam_->step(lr);
+    for (size_t k = 0; k < host_shards_.size(); ++k) {
+      at::Tensor shard = shards_->shards()[k].second;
+      shard.copy_(host_shards_[k].second);
+      host_shards_[k].second.mutable_grad() = at::Tensor();
+    }
+  } else {
+    adam_->step(lr);
+  }
   if (shards_) {
     shards_->parameters_updated();
     return;
@@ -212,7 +236,7 @@ std::vector<std::pair<std::string, at::Tensor>> DataParallelOptimizer::gather_st
     if (p.scalar_type() != at::kFloat) names.push_back("master." + name);
     if (shards_) {
       for (const auto& n : names) {
-        at::Tensor whole = shards_->gather_whole(i, mine.at(n));
+        at::Tensor whole = shards_->gather_whole(i, mine.at(n).to(pg_.device()));
         if (pg_.is_main()) out.emplace_back(n, whole.to(at::kCPU));
       }
       continue;

@@ -19,6 +19,8 @@
 // its ParameterHost (attach host() with set_parameter_host). Gradients are reduce-scattered layer by layer
 // during backward; the norm is summed over the ranks' shards; AdamW updates the shards; stage 2 then
 // gathers the parameters whole again, stage 3 gathers them a layer at a time when the model uses them.
+// With optim.offload the AdamW state lives in host memory with a host copy of the shards: each step
+// copies the shards' gradients there, updates, and copies the shards back (ZeRO-Offload).
 #pragma once
 
 #include <torch/torch.h>
@@ -100,6 +102,9 @@ class DataParallelOptimizer {
   std::vector<std::pair<std::string, at::Tensor>> params_;
   std::vector<int> owners_;                  // owner rank of each parameter (ZeRO-1), empty otherwise
   std::unique_ptr<ParameterShards> shards_;  // stages 2 and 3
+  // optim.offload: host copies of the shards, which AdamW (and its state) works on.
+  std::vector<std::pair<std::string, at::Tensor>> host_shards_;
+  void copy_shards_to_host();
   std::unique_ptr<AdamW> adam_;
   ProcessGroup& pg_;
   int64_t stage_ = 0;

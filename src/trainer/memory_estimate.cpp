@@ -125,17 +125,22 @@ std::string sharded(const Shape& s, double divisor, const std::string& what) {
 
 // Weights (or their shard) + gradients (or their shard) + AdamW moments (+ fp32 master weights when
 // parameters are not fp32), as DataParallelOptimizer and AdamW (src/trainer/) hold them for the run.
-void add_trainable(std::vector<MemoryItem>& items, const std::string& who, double p, const Shape& s) {
+void add_trainable(std::vector<MemoryItem>& items, const std::string& who, double p, const Shape& s,
+                   bool optim_offload) {
   const std::string zero = "ZeRO-" + std::to_string(s.stage);
+  // optim.offload (stages 2/3 on CUDA): the AdamW state lives in host memory, not on the device.
+  const bool host = optim_offload && s.stage >= 2 && s.cuda;
+  const double on_device = host ? 0.0 : 1.0;
+  const std::string where = host ? "; in host memory (" + who + ".optim.offload)" : "";
   items.push_back({who + " weights", p * s.param_bytes / s.shard,
                    millions(p) + " params x " + bytes_per(s.param_bytes) + sharded(s, s.shard, zero)});
   items.push_back({who + " gradients", p * s.param_bytes / s.grad_shard,
                    "one per weight, " + bytes_per(s.param_bytes) + sharded(s, s.grad_shard, zero)});
-  items.push_back({who + " AdamW moments", 2.0 * p * 4.0 / s.state_shard,
-                   "exp_avg + exp_avg_sq, 2 x fp32 per param" + sharded(s, s.state_shard, zero)});
+  items.push_back({who + " AdamW moments", on_device * 2.0 * p * 4.0 / s.state_shard,
+                   "exp_avg + exp_avg_sq, 2 x fp32 per param" + sharded(s, s.state_shard, zero) + where});
   if (s.param_bytes < 4)
-    items.push_back({who + " fp32 master weights", p * 4.0 / s.state_shard,
-                     "bf16 parameters update an fp32 copy" + sharded(s, s.state_shard, zero)});
+    items.push_back({who + " fp32 master weights", on_device * p * 4.0 / s.state_shard,
+                     "bf16 parameters update an fp32 copy" + sharded(s, s.state_shard, zero) + where});
 }
 
 // The transient gradients and gathered parameters of one model's backward under ZeRO-2/3.
@@ -207,7 +212,7 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
   const bool multi = s.W > 1;
 
   // Resident: the actor, the reference (frozen; sharded like the actor under ZeRO-3), the critic.
-  add_trainable(e.resident, "actor", actor.total, s);
+  add_trainable(e.resident, "actor", actor.total, s, c.actor.optim.offload);
   const bool ref_moves = c.needs_reference() && c.reference.offload && s.cuda;
   if (c.needs_reference()) {
     const double ref = actor.total * s.ref_bytes / s.shard;
@@ -220,7 +225,7 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
   if (c.needs_critic()) {
     e.critic_parameters = critic_parameters(m);
     critic = critic_parts(m);
-    add_trainable(e.resident, "critic", critic.total, s);
+    add_trainable(e.resident, "critic", critic.total, s, c.critic.optim.offload);
   }
   // Gloo on the CPU: the process group keeps the flat buffers of finished collectives for reuse, up to
   // 256 MiB (src/dist/process_group.cpp, kMaxPooledBytes): the start's weight broadcast, and with stages
@@ -435,7 +440,7 @@ std::vector<std::string> memory_suggestions(const MemoryEstimate& e, const Train
     t.model.autocast_bf16 = "true";
     try_config("model.autocast_bf16=true", t, e.world_size);
   }
-  if (c.needs_reference() && !c.reference.offload) {
+  if (c.needs_reference() && !c.reference.offload && (c.distributed.zero_stage < 3 || e.world_size == 1)) {
     TrainConfig t = c;
     t.reference.offload = true;
     try_config("reference.offload=true", t, e.world_size);
@@ -449,6 +454,16 @@ std::vector<std::string> memory_suggestions(const MemoryEstimate& e, const Train
     TrainConfig t = c;
     t.distributed.overlap_grad_reduce = false;
     try_config("distributed.overlap_grad_reduce=false", t, e.world_size);
+  }
+  if (e.world_size > 1 && c.distributed.zero_stage >= 2 && e.cuda) {
+    for (const bool critic : {false, true}) {
+      if (critic && !c.needs_critic()) continue;
+      TrainConfig t = c;
+      OptimConfig& o = critic ? t.critic.optim : t.actor.optim;
+      if (o.offload) continue;
+      o.offload = true;
+      try_config(std::string(critic ? "critic" : "actor") + ".optim.offload=true", t, e.world_size);
+    }
   }
   for (int stage = static_cast<int>(c.distributed.zero_stage) + 1; stage <= 3 && e.world_size > 1; ++stage) {
     TrainConfig t = c;

@@ -15,6 +15,22 @@ namespace tinyzero {
 
 namespace {
 
+// Offload settings that need (or do not go with) sharding: one clear line before anything is loaded.
+void check_offload(const TrainConfig& c, int64_t w) {
+  for (const auto& [key, optim] : {std::pair<std::string, const OptimConfig*>{"actor", &c.actor.optim},
+                                   std::pair<std::string, const OptimConfig*>{"critic", &c.critic.optim}})
+    if (optim->offload && (key == "actor" || c.needs_critic()) && (w < 2 || c.distributed.zero_stage < 2))
+      throw ConfigError(key +
+                        ".optim.offload=true keeps each rank's shard of the AdamW state in host memory: it "
+                        "needs distributed.zero_stage 2 or 3 and more than one rank (this run: stage " +
+                        std::to_string(c.distributed.zero_stage) + ", " + std::to_string(w) +
+                        " rank(s)); set the stage, or offload=false");
+  if (w > 1 && c.distributed.zero_stage == 3 && (c.critic.offload || c.reference.offload))
+    throw ConfigError(
+        "critic.offload / reference.offload move whole models to the CPU between uses; with "
+        "distributed.zero_stage=3 each rank keeps only its shard of them: set the offload options to false");
+}
+
 void check_world_size(const TrainConfig& c, const DistEnv& env, bool sft) {
   const int64_t w = env.world_size;
   if (c.data.train_batch_size % w != 0 || (!sft && c.actor.ppo_mini_batch_size % w != 0))
@@ -22,10 +38,6 @@ void check_world_size(const TrainConfig& c, const DistEnv& env, bool sft) {
                       ") and actor.ppo_mini_batch_size (" + std::to_string(c.actor.ppo_mini_batch_size) +
                       ") must be multiples of the world size " + std::to_string(w) +
                       "; change them or the number of ranks");
-  if (w > 1 && c.distributed.zero_stage == 3 && (c.critic.offload || c.reference.offload))
-    throw ConfigError(
-        "critic.offload / reference.offload move whole models to the CPU between uses; with "
-        "distributed.zero_stage=3 each rank keeps only its shard of them: set the offload options to false");
   if (c.algorithm.filter_groups)
     throw ConfigError(
         "algorithm.filter_groups (DAPO dynamic sampling) runs on one process only in this version; "
@@ -156,6 +168,7 @@ std::unique_ptr<TrainContext> make_train_context(const TrainConfig& config) {
   s.env = detect_dist_env();
   s.device = pick_device(c, s.env);
   if (s.device.is_cpu()) start_cpu_memory_meter();  // each phase's peak in the metrics (CUDA has its own)
+  check_offload(c, s.env.world_size);
   if (s.env.is_distributed()) {
     check_world_size(c, s.env, s.is_sft());
     logging::info("data parallel: {}", describe(s.env));

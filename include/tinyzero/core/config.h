@@ -109,6 +109,7 @@ struct OptimConfig {
   int64_t warmup_steps;
   std::string schedule;  // constant | cosine
   double min_lr_ratio, grad_clip;
+  bool offload;
   OptimConfig() { apply_section_defaults(this); }
   void describe(Schema& s);
 };

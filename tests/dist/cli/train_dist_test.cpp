@@ -156,9 +156,12 @@ TEST_F(TrainDist, ZeroStagesTwoAndThreeGiveTheNumbersOfPlainDataParallel) {
     const std::string extra = algo == "ppo" ? ppo : " actor.use_kl_loss=true actor.ppo_micro_batch_size=4";
     auto plain = ranks(2, algo + "_stage0", extra);
     ASSERT_EQ(plain.exit_code, 0) << plain.output;
-    for (int stage : {2, 3}) {
-      const std::string run = algo + "_stage" + std::to_string(stage);
-      auto r = ranks(2, run, extra + " distributed.zero_stage=" + std::to_string(stage));
+    // Stage 3 with the AdamW state in host memory too (optim.offload: a copy, the update, a copy back).
+    const std::string offload = " actor.optim.offload=true critic.optim.offload=true";
+    for (const auto& [stage, more] :
+         std::vector<std::pair<int, std::string>>{{2, ""}, {3, ""}, {3, offload}}) {
+      const std::string run = algo + "_stage" + std::to_string(stage) + (more.empty() ? "" : "_offload");
+      auto r = ranks(2, run, extra + more + " distributed.zero_stage=" + std::to_string(stage));
       ASSERT_EQ(r.exit_code, 0) << r.output;
       EXPECT_THAT(r.output, HasSubstr("ZeRO-" + std::to_string(stage) + ": this rank keeps"));
       EXPECT_LT(max_abs_diff(ckpt(algo + "_stage0", "model.safetensors"), ckpt(run, "model.safetensors")),
@@ -176,6 +179,14 @@ TEST_F(TrainDist, ZeroStagesTwoAndThreeGiveTheNumbersOfPlainDataParallel) {
       }
     }
   }
+}
+
+TEST_F(TrainDist, OptimizerOffloadWithoutShardingIsRefusedClearly) {
+  auto r = ranks(2, "offload_z1", "actor.optim.offload=true distributed.zero_stage=1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.output,
+              HasSubstr("actor.optim.offload=true keeps each rank's shard of the AdamW state in host "
+                        "memory: it needs distributed.zero_stage 2 or 3"));
 }
 
 TEST_F(TrainDist, AZeroStageThreeRunResumesBitIdentically) {

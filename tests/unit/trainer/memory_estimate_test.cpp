@@ -384,5 +384,33 @@ TEST(MemoryEstimate, DeclaredHardware) {
   EXPECT_EQ(declared_capacity_bytes(c), 80.0 * 1024 * 1024 * 1024);
 }
 
+TEST(MemoryEstimate, OptimizerOffloadTakesTheAdamWStateOffTheDevice) {
+  TransformerConfig m = tiny_model();
+  TrainConfig c = small_run();
+  c.trainer.device = "cuda";
+  c.model.dtype = "bfloat16";
+  c.distributed.zero_stage = 2;
+  auto resident_item = [](const MemoryEstimate& e, const std::string& name) {
+    for (const auto& item : e.resident)
+      if (item.name == name) return item.bytes;
+    return -1.0;
+  };
+  const MemoryEstimate on_device = estimate_memory(c, m, 2);
+  const double p = static_cast<double>(m.num_parameters());
+  EXPECT_EQ(resident_item(on_device, "actor AdamW moments"), 2 * p * 4 / 2);
+  EXPECT_EQ(resident_item(on_device, "actor fp32 master weights"), p * 4 / 2);
+  c.actor.optim.offload = true;
+  const MemoryEstimate off = estimate_memory(c, m, 2);
+  EXPECT_EQ(resident_item(off, "actor AdamW moments"), 0);
+  EXPECT_EQ(resident_item(off, "actor fp32 master weights"), 0);
+  EXPECT_NEAR(on_device.resident_bytes() - off.resident_bytes(), 3 * p * 4 / 2, 1);
+  // Suggested where it applies.
+  c.actor.optim.offload = false;
+  bool suggested = false;
+  for (const auto& s : memory_suggestions(on_device, c, m, 1.0))
+    suggested = suggested || s.find("actor.optim.offload=true") != std::string::npos;
+  EXPECT_TRUE(suggested);
+}
+
 }  // namespace
 }  // namespace tinyzero
