@@ -130,16 +130,20 @@ at::Device pick_device(const TrainConfig& c, const DistEnv& env) {
   at::Device device(c.trainer.device == "cuda" ? at::kCUDA : at::kCPU);
   if (c.trainer.device == "auto" && torch::cuda::is_available()) device = at::Device(at::kCUDA);
   if (!device.is_cuda()) return device;
+  const int index = gpu_of_rank(env.local_rank, static_cast<int>(torch::cuda::device_count()));
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+int gpu_of_rank(int local_rank, int visible_gpus) {
   // One GPU per rank: cuda:<local rank> when the rank sees all of the node's GPUs (torchrun), cuda:0 when
   // the launcher shows each task only its own (SLURM --gpus-per-task=1, CUDA_VISIBLE_DEVICES per rank).
-  const auto count = static_cast<int>(torch::cuda::device_count());
-  const int index = count == 1 ? 0 : env.local_rank;
-  if (index >= count)
-    throw ConfigError("local rank " + std::to_string(env.local_rank) + " has no GPU: this process sees " +
-                      std::to_string(count) +
+  const int index = visible_gpus == 1 ? 0 : local_rank;
+  if (index >= visible_gpus || index < 0)
+    throw ConfigError("local rank " + std::to_string(local_rank) + " has no GPU: this process sees " +
+                      std::to_string(visible_gpus) +
                       " CUDA device(s); start at most one rank per visible GPU, or give each rank its "
                       "own GPU (CUDA_VISIBLE_DEVICES, SLURM --gpus-per-task=1)");
-  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
+  return index;
 }
 
 bool pick_autocast(const TrainConfig& c, const at::Device& device) {

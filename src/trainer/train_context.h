@@ -80,6 +80,10 @@ TokenCounter prompt_token_counter(const Tokenizer& tokenizer);
 // The device of this process: trainer.device (auto: CUDA when there is one); on CUDA the local rank's GPU,
 // or cuda:0 when the process sees one GPU only. Throws ConfigError when the local rank has no GPU.
 at::Device pick_device(const TrainConfig& c, const DistEnv& env);
+// The CUDA index of local rank `local_rank` when the process sees `visible_gpus` GPUs: the local rank
+// (torchrun: every rank sees the node's GPUs), or 0 when it sees one (SLURM --gpus-per-task=1). Throws
+// ConfigError when the rank has none.
+int gpu_of_rank(int local_rank, int visible_gpus);
 // model.autocast_bf16 resolved for `device` (logs what auto chose; warns on a CPU without native bf16).
 bool pick_autocast(const TrainConfig& c, const at::Device& device);
 
