@@ -382,6 +382,11 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
     e.phases.push_back(ckpt);
   }
 
+  // A checkpoint on disk (src/trainer/checkpointer.cpp): each model's weights in model.dtype, its AdamW
+  // moments in fp32 and, for non-fp32 weights, its fp32 master copy; whatever the stage or world size.
+  const double state_per_param = 8.0 + (pb < 4 ? 4.0 : 0.0);
+  e.checkpoint_disk_bytes = (actor.total + critic.total) * (pb + state_per_param);
+
   if (s.cuda) {
     e.overhead.push_back({"CUDA context", kCudaContextBytes,
                           "context + cuBLAS workspaces; PyTorch on H100/H200 shows 0.5-0.8 GiB"});
@@ -517,6 +522,10 @@ std::string format_memory_estimate(const MemoryEstimate& e, const TrainConfig& c
     for (const auto& item : e.overhead) row("    ", item);
   }
   row("  ", {"total", e.total_bytes(), "resident + the largest phase (" + peak.name + ") + overhead"});
+  row("  ",
+      {"checkpoint on disk", e.checkpoint_disk_bytes,
+       "each: weights + AdamW state" + std::string(c.needs_critic() ? " of actor and critic" : "") +
+           ", written by rank 0; trainer.keep_last = " + std::to_string(c.trainer.keep_last) + " kept"});
   if (capacity > 0) {
     row("  ", {"capacity", capacity, device_name});
     const bool fits = e.total_bytes() <= capacity;

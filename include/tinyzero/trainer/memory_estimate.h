@@ -31,10 +31,11 @@ struct MemoryEstimate {
   int64_t critic_parameters = 0;  // 0 without a critic
   int world_size = 1;
   int zero_stage = 0;
-  bool cuda = false;               // overhead terms (context, NCCL, fragmentation) apply
-  double capacity_bytes = 0;       // the device's memory, as given to estimate_memory (0 = unknown)
-  int64_t rollout_rows = 0;        // rows decoding at once on a device
-  int64_t rollout_rows_total = 0;  // rows a device generates per step (train_batch_size x n / ranks)
+  bool cuda = false;                 // overhead terms (context, NCCL, fragmentation) apply
+  double capacity_bytes = 0;         // the device's memory, as given to estimate_memory (0 = unknown)
+  int64_t rollout_rows = 0;          // rows decoding at once on a device
+  int64_t rollout_rows_total = 0;    // rows a device generates per step (train_batch_size x n / ranks)
+  double checkpoint_disk_bytes = 0;  // one checkpoint's files: weights, AdamW state (critic's too)
   // Items resident for the whole run (weights or their shards, gradients, optimizer state, reference,
   // critic).
   std::vector<MemoryItem> resident;

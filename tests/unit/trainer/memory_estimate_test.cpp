@@ -412,5 +412,21 @@ TEST(MemoryEstimate, OptimizerOffloadTakesTheAdamWStateOffTheDevice) {
   EXPECT_TRUE(suggested);
 }
 
+TEST(MemoryEstimate, StatesTheCheckpointSizeOnDisk) {
+  // bf16 weights (2 B) + fp32 moments (8 B) + fp32 master (4 B) per parameter; PPO adds the critic's.
+  TransformerConfig m = tiny_model();
+  TrainConfig c = small_run();
+  c.model.dtype = "bfloat16";
+  const double p = static_cast<double>(m.num_parameters());
+  const MemoryEstimate grpo = estimate_memory(c, m, 1);
+  EXPECT_EQ(grpo.checkpoint_disk_bytes, p * 14);
+  EXPECT_THAT(format_memory_estimate(grpo, c, m, 0, "test device"), HasSubstr("checkpoint on disk"));
+  c.algorithm.name = "ppo";
+  const MemoryEstimate ppo = estimate_memory(c, m, 1);
+  EXPECT_EQ(ppo.checkpoint_disk_bytes, (p + static_cast<double>(ppo.critic_parameters)) * 14);
+  c.distributed.zero_stage = 3;  // the same files whatever the sharding
+  EXPECT_EQ(estimate_memory(c, m, 2).checkpoint_disk_bytes, ppo.checkpoint_disk_bytes);
+}
+
 }  // namespace
 }  // namespace tinyzero
