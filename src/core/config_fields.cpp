@@ -220,6 +220,10 @@ void TrainerConfig::describe(Schema& s) {
   s.field("save_freq", &save_freq, 100, "checkpoint every N steps (and at the end); 0 = only at the end",
           Check::non_negative());
   s.field("keep_last", &keep_last, 2, "checkpoints kept; 0 = keep all", Check::non_negative());
+  s.field("checkpoint_timeout_s", &checkpoint_timeout_s, 3600.0,
+          "seconds the other ranks wait for rank 0 to write a checkpoint (beyond distributed.timeout_s: "
+          "a 3B PPO checkpoint is ~86 GB)",
+          Check::positive());
   s.field("resume", &resume, "auto",
           "auto = continue from the newest complete checkpoint in run_dir; off = refuse an existing run_dir",
           Check::one_of_or({"auto", "off"}, "a checkpoint directory"));

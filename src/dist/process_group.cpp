@@ -565,6 +565,32 @@ void ProcessGroup::barrier() {
                 std::to_string(world_size_) + " ranks; the ranks are out of step (different collectives)");
 }
 
+void ProcessGroup::wait_for_main(const std::string& tag, double timeout_s) {
+  if (!impl_) return;
+  const std::string op = "wait for rank 0 (" + tag + ")";
+  impl_->check_usable(op);
+  const std::string key = "tinyzero/main_done/" + tag;
+  const auto start = Clock::now();
+  try {
+    if (rank_ == 0) {
+      impl_->store->set(key, std::vector<uint8_t>{1});
+    } else {
+      impl_->store->wait({key}, std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+    }
+  } catch (const std::exception& e) {
+    const std::string detail = short_detail(e);
+    const double elapsed = seconds_since(start);
+    impl_->broken_reason = "rank " + std::to_string(rank_) + ": " + op +
+                           (mentions_timeout(detail) || elapsed >= 0.95 * timeout_s
+                                ? " timed out after " + format_seconds(timeout_s) + " s"
+                                : " failed after " + format_seconds(elapsed) + " s") +
+                           "; rank 0 may have died or be stuck - see its log, or raise the wait (" + detail +
+                           ")";
+    impl_->broken = true;
+    throw Error(impl_->broken_reason);
+  }
+}
+
 std::vector<std::string> available_backends() {
   std::vector<std::string> names;
 #ifdef TZ_HAVE_GLOO

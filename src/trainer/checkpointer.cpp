@@ -58,6 +58,9 @@ bool safe_to_change(const std::string& key) {
   static const char* const kSafe[] = {"trainer.total_steps",
                                       "trainer.save_freq",
                                       "trainer.keep_last",
+                                      "trainer.checkpoint_timeout_s",
+                                      "actor.optim.offload",
+                                      "critic.optim.offload",
                                       "trainer.test_freq",
                                       "trainer.val_before_train",
                                       "trainer.validation_data_dir",
@@ -72,7 +75,7 @@ bool safe_to_change(const std::string& key) {
                                       "critic.ppo_micro_batch_size",
                                       "rollout.log_prob_micro_batch_size",
                                       "model.activation_checkpointing"};
-  static const char* const kSafeSections[] = {"logging.", "distributed."};
+  static const char* const kSafeSections[] = {"logging.", "distributed.", "hardware."};
   for (const char* safe : kSafe)
     if (key == safe) return true;
   for (const char* section : kSafeSections)
@@ -141,8 +144,12 @@ std::string save_checkpoint(TrainContext& s) {
     PinnedParameters whole(s.critic_optimizer.get());
     if (main) s.critic->save((staging / "critic").string(), s.dtype);
   }
-  if (!main) {  // the others wait until the checkpoint is complete
-    s.pg->barrier();
+  // The others wait until the checkpoint is complete, as long as trainer.checkpoint_timeout_s allows (a
+  // slow disk may take longer than a collective may).
+  static int64_t saves = 0;  // every rank saves as often: one tag per save, even of the same step
+  const std::string tag = checkpoint_name(s.step) + "#" + std::to_string(saves++);
+  if (!main) {
+    s.pg->wait_for_main(tag, c.trainer.checkpoint_timeout_s);
     s.last_saved = s.step;
     return final_dir.string();
   }
@@ -174,7 +181,7 @@ std::string save_checkpoint(TrainContext& s) {
       fs::remove_all(all[i].second);
   }
   logging::info("checkpoint {}", final_dir.string());
-  s.pg->barrier();
+  s.pg->wait_for_main(tag, c.trainer.checkpoint_timeout_s);
   return final_dir.string();
 }
 

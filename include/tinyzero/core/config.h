@@ -152,6 +152,7 @@ struct TrainerConfig {
   int64_t seed, threads;
   std::string run_dir;
   int64_t save_freq, keep_last;
+  double checkpoint_timeout_s;
   std::string resume;
   int64_t test_freq;
   bool val_before_train;

@@ -110,6 +110,11 @@ class ProcessGroup {
 
   // Returns once every rank has called it (or throws after the timeout).
   void barrier();
+  // For a long task of rank 0 alone (writing an 86 GB checkpoint to a slow disk): rank 0 calls it once
+  // the task is done and goes on; every other rank waits there up to `timeout_s`, which may exceed the
+  // collectives' timeout, through the rendezvous store rather than a collective. `tag` names the task
+  // (one call per tag). Throws Error naming the tag and the timeout, or rank 0's loss.
+  void wait_for_main(const std::string& tag, double timeout_s);
 
  private:
   std::shared_ptr<Impl> impl_;  // shared with PendingCollective; null for a world of 1

@@ -305,6 +305,24 @@ TEST(DistWorker, HungPeer) {
   }
 }
 
+// Rank 0 works 3 s alone (longer than the collectives' 2 s timeout) while rank 1 waits for it through
+// the store; then a collective goes through. With TZ_WAIT_S below that, rank 1 gives up clearly.
+TEST(DistWorker, WaitForMain) {
+  WORKER_ONLY();
+  auto start = Clock::now();
+  try {
+    auto pg = worker_group();
+    const double wait_s = std::atof(std::getenv("TZ_WAIT_S"));
+    if (pg->rank() == 0) std::this_thread::sleep_for(std::chrono::seconds(3));
+    start = Clock::now();
+    pg->wait_for_main("checkpoint 7", wait_s);
+    pg->barrier();
+    std::printf("worker rank %d ok\n", pg->rank());
+  } catch (const Error& e) {
+    exit_with(e, start);
+  }
+}
+
 // Started alone in a world of 2: the rendezvous must fail within the timeout.
 TEST(DistWorker, Alone) {
   WORKER_ONLY();
@@ -633,6 +651,28 @@ TEST(DistProcessGroup, HungPeerTimesOut) {
   EXPECT_GE(seconds, timeout - 0.5) << o0.output;
   EXPECT_LT(seconds, timeout + 2) << o0.output;
   std::printf("hung peer reported after %.2f s\n", seconds);
+}
+
+TEST(DistProcessGroup, RanksWaitForRankZerosLongTaskBeyondTheCollectiveTimeout) {
+  GLOO_PARENT();
+  for (const char* wait_s : {"20", "1"}) {
+    const int port = free_port();
+    auto env0 = rank_env(0, 2, port, 2), env1 = rank_env(1, 2, port, 2);
+    env0["TZ_WAIT_S"] = env1["TZ_WAIT_S"] = wait_s;
+    Child r0 = spawn(worker_argv("WaitForMain"), env0);
+    Child r1 = spawn(worker_argv("WaitForMain"), env1);
+    Outcome o1 = finish(r1, 30), o0 = finish(r0, 30);
+    if (std::string(wait_s) == "20") {
+      EXPECT_TRUE(o0.exited && o0.code == 0) << o0.output;
+      EXPECT_TRUE(o1.exited && o1.code == 0) << o1.output;
+      EXPECT_NE(o1.output.find("worker rank 1 ok"), std::string::npos) << o1.output;
+    } else {
+      EXPECT_EQ(o1.code, kWorkerErrorExit) << o1.output;
+      EXPECT_NE(o1.output.find("rank 1: wait for rank 0 (checkpoint 7) timed out after 1 s"),
+                std::string::npos)
+          << o1.output;
+    }
+  }
 }
 
 TEST(DistProcessGroup, RendezvousWithoutThePeerFailsWithinTheTimeout) {
