@@ -317,6 +317,8 @@ keys = ["actor/pg_loss", "actor/kl_loss", "actor/entropy", "actor/grad_norm", "c
         "critic/grad_norm"]
 print(f"step {m['step']} metrics: " + ", ".join(f"{k} {m.get(k)}" for k in keys if k in m))
 print("  timing: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items() if k.startswith("timing_s/")))
+print("  allocated peaks (GiB): " + ", ".join(f"{k[16:]} {v:.4f}" for k, v in m.items()
+                                              if k.startswith("memory/peak_gib/")))
 bad = [k for k in keys if k in m and not (isinstance(m[k], (int, float)) and math.isfinite(m[k]))]
 if bad:
     sys.exit(f"non-finite {', '.join(bad)} at step {m['step']}")
@@ -327,6 +329,10 @@ step_smoke_train() {
   rm -rf "$GC_WORK/run"
   smoke_train "$GC_STEPS"
   check_run
+  # The estimate of the same run, to set against the allocated peaks above (resident + each phase).
+  # shellcheck disable=SC2086
+  "$GC_BIN" --config configs/smoke.yaml $GC_SMOKE_OVERRIDES "model.path=$GC_WORK/tiny/model" --dry-run \
+    --world-size 1 | grep -E '^  (resident|total) +[0-9]|^  phase:' | sed 's/^ */estimate: /'
   check_checkpoint "$GC_STEPS"
 }
 

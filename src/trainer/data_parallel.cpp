@@ -172,10 +172,9 @@ double DataParallelOptimizer::reduce_and_clip(double max_norm) {
     // The global norm from every rank's sum of squares over its chunks (padding adds zeros).
     shards_->finish_gradients();
     torch::NoGradGuard no_grad;
-    double local = 0;
-    for (const auto& [name, shard] : shards_->shards())
-      local += shard.grad().to(at::kFloat).pow(2).sum().item<double>();
-    const double norm = std::sqrt(pg_.all_reduce(local, ReduceOp::kSum));
+    at::Tensor local = at::zeros({}, shards_->shards().front().second.options().dtype(at::kDouble));
+    for (const auto& [name, shard] : shards_->shards()) local += shard.grad().to(at::kFloat).pow(2).sum();
+    const double norm = std::sqrt(pg_.all_reduce(local.item<double>(), ReduceOp::kSum));  // one sync
     if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
       const double scale = max_norm / (norm + 1e-6);
       for (const auto& [name, shard] : shards_->shards()) shard.grad().mul_(scale);
