@@ -50,7 +50,7 @@ ParameterShards::ParameterShards(std::vector<std::pair<std::string, at::Tensor>>
     shards_.emplace_back(name, at::zeros({chunk_[k]}, p.options()));
   }
   whole_.assign(units_.size(), true);
-  for (size_t k = 0; k < params_.size(); ++k) shards_[k].second.copy_(chunk_of(k, params_[k].second));
+  copy_chunks_from_parameters();
 }
 
 ParameterShards::~ParameterShards() {
@@ -69,14 +69,17 @@ at::Tensor ParameterShards::chunk_of(size_t k, const at::Tensor& whole, const st
   return flat.narrow(0, rank_ * chunk_[k], chunk_[k]);
 }
 
-void ParameterShards::shard_from_parameters() {
+void ParameterShards::copy_chunks_from_parameters() {
   torch::NoGradGuard no_grad;
+  for (size_t k = 0; k < params_.size(); ++k) shards_[k].second.copy_(chunk_of(k, params_[k].second));
+}
+
+void ParameterShards::shard_from_parameters() {
   for (size_t u = 0; u < units_.size(); ++u)
     if (!whole_[u])
       throw Error("sharding parameters needs them whole: unit " + std::to_string(u) + " is not");
-  for (size_t k = 0; k < params_.size(); ++k) shards_[k].second.copy_(chunk_of(k, params_[k].second));
-  if (free_ && !pinned_)
-    for (size_t u = 0; u < units_.size(); ++u) free_unit(static_cast<int64_t>(u));
+  copy_chunks_from_parameters();
+  release_all();
 }
 
 void ParameterShards::free_unit(int64_t unit) {
@@ -146,6 +149,10 @@ void ParameterShards::release(int64_t unit) {
 
 void ParameterShards::release_all() {
   if (!free_ || pinned_) return;
+  free_whole_units();
+}
+
+void ParameterShards::free_whole_units() {
   for (auto it = gathers_.begin(); it != gathers_.end();) finish_gather(it++->first);
   for (size_t u = 0; u < units_.size(); ++u)
     if (whole_[u]) free_unit(static_cast<int64_t>(u));
@@ -226,26 +233,17 @@ void ParameterShards::zero_grad() {
 }
 
 void ParameterShards::parameters_updated() {
-  if (free_) {
-    for (auto it = gathers_.begin(); it != gathers_.end();) finish_gather(it++->first);
-    for (size_t u = 0; u < units_.size(); ++u)
-      if (whole_[u]) free_unit(static_cast<int64_t>(u));
+  if (free_) {  // whole copies are stale: drop them (and gather again what is pinned)
+    free_whole_units();
     if (pinned_) pin();
     return;
   }
-  // Stage 2: one unit at a time, so at most one unit's gathered copy exists besides the parameters.
-  torch::NoGradGuard no_grad;
+  // Stage 2: the updated shards gathered into whole parameters, one unit at a time, so at most one
+  // unit has two copies at once.
   for (size_t u = 0; u < units_.size(); ++u) {
-    std::vector<at::Tensor> outputs, inputs;
-    for (size_t k : units_[u]) {
-      outputs.push_back(at::empty({padded(k)}, shards_[k].second.options()));
-      inputs.push_back(shards_[k].second);
-    }
-    pg_.all_gather_start(outputs, inputs).wait();
-    for (size_t i = 0; i < units_[u].size(); ++i) {
-      const size_t k = units_[u][i];
-      params_[k].second.copy_(outputs[i].narrow(0, 0, params_[k].second.numel()).view(shapes_[k]));
-    }
+    whole_[u] = false;
+    start_gather(static_cast<int64_t>(u));
+    finish_gather(static_cast<int64_t>(u));
   }
 }
 

@@ -81,6 +81,8 @@ class ParameterShards : public ParameterHost {
   void start_gather(int64_t unit);
   void finish_gather(int64_t unit);
   void free_unit(int64_t unit);
+  void free_whole_units();             // whatever is gathered or being gathered, pinned or not
+  void copy_chunks_from_parameters();  // this rank's chunk of each whole parameter into its shard
   void start_reduction(int64_t unit);
   void finish_oldest_reduction();
   int64_t padded(size_t k) const { return chunk_[k] * world_; }

@@ -57,6 +57,13 @@ double phase_item(const MemoryEstimate& e, const std::string& phase, const std::
   return -1;
 }
 
+// A resident item; -1 when absent.
+double resident_item(const MemoryEstimate& e, const std::string& name) {
+  for (const auto& i : e.resident)
+    if (i.name == name) return i.bytes;
+  return -1;
+}
+
 double rollout_rows_bytes(const MemoryEstimate& e) {
   return phase_item(e, "rollout", "KV cache") + phase_item(e, "rollout", "decode tensors");
 }
@@ -312,10 +319,8 @@ TEST(MemoryEstimate, OverlappedReductionAddsASecondGradientAndBuckets) {
   MemoryEstimate cpu = estimate_memory(c, m, 2);
   EXPECT_EQ(phase_item(cpu, "actor gradient reduction", "all-reduce bucket buffers"), -1);
   EXPECT_EQ(phase_item(cpu, "optimizer step", "collective buffers"), -1);
-  bool pool = false;
-  for (const auto& item : cpu.resident)
-    pool = pool || (item.name == "collective buffer pool" && item.bytes == 8 * p);
-  EXPECT_TRUE(pool) << "the weight broadcast's and the all-reduce's buffers, kept by the pool";
+  EXPECT_EQ(resident_item(cpu, "collective buffer pool"), 8 * p)
+      << "the weight broadcast's and the all-reduce's buffers, kept by the pool";
 }
 
 TEST(MemoryEstimate, HeadBackwardHoldsFp32CopiesOfTheHead) {
@@ -390,11 +395,6 @@ TEST(MemoryEstimate, OptimizerOffloadTakesTheAdamWStateOffTheDevice) {
   c.trainer.device = "cuda";
   c.model.dtype = "bfloat16";
   c.distributed.zero_stage = 2;
-  auto resident_item = [](const MemoryEstimate& e, const std::string& name) {
-    for (const auto& item : e.resident)
-      if (item.name == name) return item.bytes;
-    return -1.0;
-  };
   const MemoryEstimate on_device = estimate_memory(c, m, 2);
   const double p = static_cast<double>(m.num_parameters());
   EXPECT_EQ(resident_item(on_device, "actor AdamW moments"), 2 * p * 4 / 2);
