@@ -565,18 +565,27 @@ void ProcessGroup::barrier() {
                 std::to_string(world_size_) + " ranks; the ranks are out of step (different collectives)");
 }
 
-void ProcessGroup::wait_for_main(const std::string& tag, double timeout_s) {
-  if (!impl_) return;
-  const std::string op = "wait for rank 0 (" + tag + ")";
+namespace {
+
+// A status in the store: a leading byte, so that success ("") is not an empty value.
+std::vector<uint8_t> encode_status(const std::string& status) {
+  std::vector<uint8_t> bytes{'#'};
+  bytes.insert(bytes.end(), status.begin(), status.end());
+  return bytes;
+}
+
+std::string decode_status(const std::vector<uint8_t>& bytes) {
+  return bytes.empty() ? std::string() : std::string(bytes.begin() + 1, bytes.end());
+}
+
+}  // namespace
+
+void ProcessGroup::store_wait(const std::string& op, const std::string& waited_for, double timeout_s,
+                              const std::function<void(std::chrono::milliseconds)>& wait) {
   impl_->check_usable(op);
-  const std::string key = "tinyzero/main_done/" + tag;
   const auto start = Clock::now();
   try {
-    if (rank_ == 0) {
-      impl_->store->set(key, std::vector<uint8_t>{1});
-    } else {
-      impl_->store->wait({key}, std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
-    }
+    wait(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
   } catch (const std::exception& e) {
     const std::string detail = short_detail(e);
     const double elapsed = seconds_since(start);
@@ -584,11 +593,46 @@ void ProcessGroup::wait_for_main(const std::string& tag, double timeout_s) {
                            (mentions_timeout(detail) || elapsed >= 0.95 * timeout_s
                                 ? " timed out after " + format_seconds(timeout_s) + " s"
                                 : " failed after " + format_seconds(elapsed) + " s") +
-                           "; rank 0 may have died or be stuck - see its log, or raise the wait (" + detail +
-                           ")";
+                           "; " + waited_for +
+                           " may have died or be stuck - see its log, or raise the wait (" + detail + ")";
     impl_->broken = true;
     throw Error(impl_->broken_reason);
   }
+}
+
+std::string ProcessGroup::wait_for_main(const std::string& tag, double timeout_s, const std::string& status) {
+  if (!impl_) return status;
+  const std::string key = "tinyzero/main_done/" + tag;
+  std::string result = status;
+  store_wait("wait for rank 0 (" + tag + ")", "rank 0", timeout_s, [&](std::chrono::milliseconds timeout) {
+    if (rank_ == 0) {
+      impl_->store->set(key, encode_status(status));
+    } else {
+      impl_->store->wait({key}, timeout);
+      result = decode_status(impl_->store->get(key));
+    }
+  });
+  return result;
+}
+
+std::vector<std::string> ProcessGroup::report_to_main(const std::string& tag, const std::string& status,
+                                                      double timeout_s) {
+  if (!impl_) return {status};
+  const std::string prefix = "tinyzero/rank_done/" + tag + "/";
+  std::vector<std::string> statuses;
+  store_wait("wait for every rank (" + tag + ")", "a rank", timeout_s,
+             [&](std::chrono::milliseconds timeout) {
+               if (rank_ != 0) {
+                 impl_->store->set(prefix + std::to_string(rank_), encode_status(status));
+                 return;
+               }
+               std::vector<std::string> keys;
+               for (int r = 1; r < world_size_; ++r) keys.push_back(prefix + std::to_string(r));
+               impl_->store->wait(keys, timeout);
+               statuses.push_back(status);
+               for (const auto& key : keys) statuses.push_back(decode_status(impl_->store->get(key)));
+             });
+  return statuses;
 }
 
 std::vector<std::string> available_backends() {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "tinyzero/core/config_diff.h"
@@ -14,6 +15,7 @@
 #include "tinyzero/io/safetensors.h"
 #include "tinyzero/model/weights.h"
 #include "tinyzero/trainer/trainer.h"
+#include "trainer/state_files.h"
 #include "trainer/train_context.h"
 
 namespace fs = std::filesystem;
@@ -113,75 +115,120 @@ void check_resume_config(const TrainConfig& config) {
       "step on, or start a new trainer.run_dir");
 }
 
+namespace {
+
+// The trainer state of a checkpoint (trainer_state.json): counters, data cursor, KL coefficient.
+nlohmann::json trainer_state(const TrainContext& s) {
+  return {{"step", s.step},
+          {"optimizer_steps", s.optimizer->steps_taken()},
+          {"critic_optimizer_steps", s.critic_optimizer ? s.critic_optimizer->steps_taken() : 0},
+          {"data_epoch", s.cursor->epoch()},
+          {"data_position", s.cursor->position()},
+          {"kl_coef", s.kl_ctrl->value()},
+          {"nonfinite_total", s.nonfinite_total},
+          {"nonfinite_in_a_row", s.nonfinite_in_a_row},
+          {"algorithm", s.config.algorithm.name}};
+}
+
+// Prunes complete checkpoints beyond keep_last (a failure only warns: the new one is complete).
+void prune_checkpoints(const TrainConfig& c) {
+  if (c.trainer.keep_last <= 0) return;
+  auto all = list_checkpoints(c.trainer.run_dir);
+  for (size_t i = static_cast<size_t>(c.trainer.keep_last); i < all.size(); ++i) {
+    std::error_code ec;
+    fs::remove_all(all[i].second, ec);
+    if (ec) logging::warn("cannot remove old checkpoint {}: {}", all[i].second, ec.message());
+  }
+}
+
+}  // namespace
+
 std::string save_checkpoint(TrainContext& s) {
   const TrainConfig& c = s.config;
-  // Every rank: check that the copies are identical, and gather sharded optimizer state to rank 0.
+  const double timeout_s = c.trainer.checkpoint_timeout_s;
+  // Every rank: check that the copies are identical.
   const uint64_t hash = s.optimizer->check_in_sync("actor");
   if (s.critic) s.critic_optimizer->check_in_sync("critic");
   if (s.world() > 1 && s.optimizer->stage() < 3)
     logging::info("step {}: actor parameters identical on all {} ranks (hash {:016x})", s.step, s.world(),
                   hash);
-  std::vector<std::pair<std::string, at::Tensor>> actor_state = s.optimizer->gather_state(), critic_state;
-  if (s.critic) critic_state = s.critic_optimizer->gather_state();
-  fs::path root = fs::path(c.trainer.run_dir) / "checkpoints";
+  const fs::path root = fs::path(c.trainer.run_dir) / "checkpoints";
   const fs::path final_dir = root / checkpoint_name(s.step);
   const bool main = s.pg->is_main();
-  // Unique to this process: a run killed while saving leaves its own staging directory, which the next
-  // run (holding the run_dir lock) removes.
-  const fs::path staging = root / ("." + checkpoint_name(s.step) + ".staging." + std::to_string(::getpid()));
-  if (main) {
-    fs::create_directories(root);
-    fs::remove_all(staging);
-  }
-  // The actor as a Hugging Face directory (loads in transformers as is), and PPO's critic as its own
-  // (Qwen2ForTokenClassification). Rank 0 writes; under ZeRO-3 every rank gathers each model whole
-  // while it is written, one model at a time.
-  {
-    PinnedParameters whole(s.optimizer.get());
-    if (main) save_causal_lm(*s.actor, staging.string(), s.dtype, s.tokenizer_dir);
-  }
-  if (s.critic) {
-    PinnedParameters whole(s.critic_optimizer.get());
-    if (main) s.critic->save((staging / "critic").string(), s.dtype);
-  }
-  // The others wait until the checkpoint is complete, as long as trainer.checkpoint_timeout_s allows (a
-  // slow disk may take longer than a collective may).
   static int64_t saves = 0;  // every rank saves as often: one tag per save, even of the same step
   const std::string tag = checkpoint_name(s.step) + "#" + std::to_string(saves++);
-  if (!main) {
-    s.pg->wait_for_main(tag, c.trainer.checkpoint_timeout_s);
-    s.last_saved = s.step;
-    return final_dir.string();
+
+  // Rank 0 writes the weights into the staging directory, a tensor at a time: the actor as a Hugging
+  // Face directory (loads in transformers as is), and PPO's critic as its own
+  // (Qwen2ForTokenClassification). Under ZeRO-3 every rank gathers each model whole while it is
+  // written, one model at a time. The others wait for each write through the store, as long as
+  // trainer.checkpoint_timeout_s allows (a slow disk may take longer than a collective may), and hear
+  // whether it failed.
+  const fs::path staging = root / ("." + checkpoint_name(s.step) + ".staging");
+  const std::string failed = "checkpoint " + final_dir.string() + " was not written: ";
+  std::string error;  // what went wrong on this rank; the others must hear of it, not hang
+  auto attempt = [&](const std::function<void()>& part) {
+    if (!error.empty()) return;
+    try {
+      part();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  };
+  // Every rank learns rank 0's outcome of a part; on a failure every rank throws, and nothing is left.
+  auto agree = [&](const std::string& part) {
+    const std::string outcome = s.pg->wait_for_main(tag + "/" + part, timeout_s, error);
+    if (outcome.empty()) return;
+    std::error_code ec;
+    if (main) fs::remove_all(staging, ec);
+    throw IoError(failed + (main ? "" : "rank 0: ") + outcome +
+                  "; earlier checkpoints are intact (check that trainer.run_dir is writable and its disk "
+                  "has room)");
+  };
+  if (main)
+    attempt([&] {
+      fs::create_directories(root);
+      fs::remove_all(staging);
+    });
+  {
+    PinnedParameters whole(s.optimizer.get());
+    if (main) attempt([&] { save_causal_lm(*s.actor, staging.string(), s.dtype, s.tokenizer_dir); });
   }
-  // The optimizer states, then the trainer state; trainer_state.json is written last and marks the
-  // checkpoint complete.
-  save_safetensors((staging / "optimizer.safetensors").string(), actor_state, {{"format", "tinyzero-adamw"}});
-  if (s.critic)
-    save_safetensors((staging / "critic_optimizer.safetensors").string(), critic_state,
-                     {{"format", "tinyzero-adamw"}});
-  nlohmann::json state = {
-      {"step", s.step},
-      {"optimizer_steps", s.optimizer->steps_taken()},
-      {"critic_optimizer_steps", s.critic_optimizer ? s.critic_optimizer->steps_taken() : 0},
-      {"data_epoch", s.cursor->epoch()},
-      {"data_position", s.cursor->position()},
-      {"kl_coef", s.kl_ctrl->value()},
-      {"nonfinite_total", s.nonfinite_total},
-      {"nonfinite_in_a_row", s.nonfinite_in_a_row},
-      {"algorithm", c.algorithm.name}};
-  write_file_atomic((staging / "trainer_config.yaml").string(), dump_config(c));
-  write_file_atomic((staging / "trainer_state.json").string(), state.dump(2) + "\n");
-  fs::remove_all(final_dir);
-  fs::rename(staging, final_dir);
+  agree("actor");
+  if (s.critic) {
+    PinnedParameters whole(s.critic_optimizer.get());
+    if (main) attempt([&] { s.critic->save((staging / "critic").string(), s.dtype); });
+    agree("critic");
+  }
+  // The optimizer states: each rank writes its own part (rank 0 alone when they are not sharded), so
+  // no rank ever holds more than it keeps anyway.
+  auto write_state = [&](const DataParallelOptimizer& optimizer, const std::string& stem) {
+    if (!optimizer.sharded() && !main) return;
+    write_state_file(staging.string(), stem, optimizer.sharded() ? s.pg->rank() : 0,
+                     optimizer.state_writers(), optimizer.state_pieces());
+  };
+  attempt([&] { write_state(*s.optimizer, "optimizer"); });
+  if (s.critic) attempt([&] { write_state(*s.critic_optimizer, "critic_optimizer"); });
+
+  // Rank 0 waits for every rank's part, then completes the checkpoint; the others wait for that.
+  const std::vector<std::string> reports = s.pg->report_to_main(tag + "/parts", error, timeout_s);
+  for (size_t r = 1; r < reports.size() && error.empty(); ++r)
+    if (!reports[r].empty()) error = "rank " + std::to_string(r) + ": " + reports[r];
+  // The trainer state is written last: it marks the checkpoint complete.
+  if (main)
+    attempt([&] {
+      write_file_atomic((staging / "trainer_config.yaml").string(), dump_config(c));
+      write_file_atomic((staging / "trainer_state.json").string(), trainer_state(s).dump(2) + "\n");
+      fs::remove_all(final_dir);
+      fs::rename(staging, final_dir);
+    });
+  if (!main) error.clear();  // reported to rank 0, whose outcome every rank now takes
+  agree("complete");
   s.last_saved = s.step;
-  // Prune older complete checkpoints beyond keep_last.
-  if (c.trainer.keep_last > 0) {
-    auto all = list_checkpoints(c.trainer.run_dir);
-    for (size_t i = static_cast<size_t>(c.trainer.keep_last); i < all.size(); ++i)
-      fs::remove_all(all[i].second);
+  if (main) {
+    prune_checkpoints(c);
+    logging::info("checkpoint {}", final_dir.string());
   }
-  logging::info("checkpoint {}", final_dir.string());
-  s.pg->wait_for_main(tag, c.trainer.checkpoint_timeout_s);
   return final_dir.string();
 }
 
@@ -199,14 +246,13 @@ void load_checkpoint(TrainContext& s, const std::string& dir) {
                       "; use a new trainer.run_dir");
   HfWeights weights = HfWeights::open(dir);
   load_weights(*s.actor, weights);
-  // Each rank reads the state of the parameters it updates (all of them unless ZeRO-1 shards them), so a
-  // checkpoint resumes at any world size.
-  s.optimizer->load_state(dir + "/optimizer.safetensors", state.at("optimizer_steps").get<int64_t>(),
-                          s.device);
+  // Each rank reads the part of the optimizer state it keeps from whichever files hold it, so a
+  // checkpoint resumes at any world size and stage.
+  s.optimizer->load_state(StateFiles::open(dir, "optimizer"), state.at("optimizer_steps").get<int64_t>());
   if (s.critic) {
     s.critic->load(dir + "/critic");
-    s.critic_optimizer->load_state(dir + "/critic_optimizer.safetensors",
-                                   state.at("critic_optimizer_steps").get<int64_t>(), s.device);
+    s.critic_optimizer->load_state(StateFiles::open(dir, "critic_optimizer"),
+                                   state.at("critic_optimizer_steps").get<int64_t>());
   }
   s.cursor->seek(state.at("data_epoch").get<int64_t>(), state.at("data_position").get<int64_t>());
   s.kl_ctrl->set_value(state.at("kl_coef").get<double>());

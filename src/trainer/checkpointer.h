@@ -1,7 +1,8 @@
 // Checkpoints of a run: run_dir/checkpoints/step_<N>, each a Hugging Face directory of the actor (it
-// loads in transformers as is) with the AdamW state, the critic (PPO), the resolved config and
-// trainer_state.json (the counters, the data cursor, the KL coefficient), written last: its presence
-// marks a complete checkpoint. Written into a staging directory and renamed into place.
+// loads in transformers as is) with the AdamW state (optimizer-rank<r>-of-<n>.safetensors, each rank's
+// part: state_files.h), the critic (PPO) and its state, the resolved config and trainer_state.json (the
+// counters, the data cursor, the KL coefficient), written last: its presence marks a complete
+// checkpoint. Written into a staging directory and renamed into place.
 #pragma once
 
 #include <cstdint>
@@ -18,9 +19,10 @@ std::string checkpoint_name(int64_t step);
 // Complete checkpoints under run_dir/checkpoints, newest first: (step, path).
 std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& run_dir);
 
-// Writes the checkpoint of ctx.step (rank 0 writes, after every rank checked that its copy is identical
-// and sharded optimizer state was gathered; the others wait), prunes to trainer.keep_last. Returns its
-// directory.
+// Writes the checkpoint of ctx.step, prunes to trainer.keep_last, and returns its directory. Every rank
+// checks that its copy is identical and writes its part of sharded optimizer state; rank 0 writes the
+// weights and completes the checkpoint once every part is written. When any rank fails (a full disk),
+// the staging directory is removed and every rank throws IoError naming the failure.
 std::string save_checkpoint(TrainContext& ctx);
 // Restores the model(s), optimizer state(s), data cursor, KL coefficient and counters from `dir`.
 void load_checkpoint(TrainContext& ctx, const std::string& dir);

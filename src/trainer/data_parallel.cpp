@@ -219,52 +219,46 @@ void DataParallelOptimizer::step(double lr) {
   pg_.broadcast_from_owners(tensors, owners_, bucket_bytes_);
 }
 
-std::vector<std::pair<std::string, at::Tensor>> DataParallelOptimizer::gather_state() {
-  std::vector<std::pair<std::string, at::Tensor>> out;
-  if (!sharded()) {
-    if (pg_.is_main())
-      for (auto& [name, t] : adam_->state_tensors()) out.emplace_back(name, t.to(at::kCPU));
-    return out;
-  }
-  std::map<std::string, at::Tensor> mine;
-  for (auto& [name, t] : adam_->state_tensors()) mine[name] = t;
-  // Parameter by parameter, so no rank holds more than one parameter's foreign state at a time.
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const auto& [name, p] = params_[i];
-    std::vector<std::string> names = {"exp_avg." + name, "exp_avg_sq." + name};
-    if (p.scalar_type() != at::kFloat) names.push_back("master." + name);
-    if (shards_) {
-      for (const auto& n : names) {
-        at::Tensor whole = shards_->gather_whole(i, mine.at(n).to(pg_.device()));
-        if (pg_.is_main()) out.emplace_back(n, whole.to(at::kCPU));
-      }
+std::vector<StatePiece> DataParallelOptimizer::state_pieces() const {
+  std::vector<StatePiece> out;
+  if (!sharded() && !pg_.is_main()) return out;
+  std::map<std::string, size_t> index;  // parameter name -> position in params_
+  for (size_t i = 0; i < params_.size(); ++i) index[params_[i].first] = i;
+  for (const auto& [name, t] : adam_->state_tensors()) {
+    const size_t i = index.at(name.substr(name.find('.') + 1));  // "exp_avg.<parameter>"
+    if (!shards_) {
+      out.push_back({name, params_[i].second.sizes().vec(), 0, t});
       continue;
     }
-    // Receive buffers on the group's device, which is not the parameter's while it is offloaded.
-    std::vector<at::Tensor> tensors;
-    for (const auto& n : names)
-      tensors.push_back(owners_[i] == pg_.rank()
-                            ? mine.at(n)
-                            : torch::empty(p.sizes(), p.options().dtype(at::kFloat).device(pg_.device())));
-    pg_.broadcast(tensors, owners_[i], bucket_bytes_);
-    if (pg_.is_main())
-      for (size_t k = 0; k < names.size(); ++k) out.emplace_back(names[k], tensors[k].to(at::kCPU));
+    const auto [begin, end] = shards_->shard_range(i);
+    if (end > begin) out.push_back({name, shards_->shape(i), begin, t.narrow(0, 0, end - begin)});
   }
   return out;
 }
 
-void DataParallelOptimizer::load_state(const std::string& file, int64_t steps_taken,
-                                       const at::Device& device) {
-  SafetensorsFile f = SafetensorsFile::open(file);
+void DataParallelOptimizer::load_state(const StateFiles& files, int64_t steps_taken) {
   std::map<std::string, at::Tensor> tensors;
   for (size_t i = 0; i < adam_->params().size(); ++i) {
     const std::string& name = adam_->params()[i].first;
+    // Stages 2/3: AdamW's parameters are the shards, in the order of params_.
+    const std::vector<int64_t> shape = shards_ ? shards_->shape(i) : adam_->params()[i].second.sizes().vec();
     for (const std::string prefix : {"exp_avg.", "exp_avg_sq.", "master."}) {
-      if (!f.find(prefix + name)) continue;
-      at::Tensor t = f.tensor(prefix + name).to(device);
-      // Stages 2/3: this rank's chunk of the whole tensor (the shards list the parameters in order).
-      if (shards_) t = shards_->chunk_of(i, t, prefix + name).clone();
-      tensors[prefix + name] = t;
+      const std::string key = prefix + name;
+      if (!files.contains(key)) continue;  // AdamW names what it lacks
+      if (files.shape(key) != shape)
+        throw IoError("optimizer state " + key + " has shape " + c10::str(at::IntArrayRef(files.shape(key))) +
+                      " in the checkpoint, but the parameter has " + c10::str(at::IntArrayRef(shape)) +
+                      "; the checkpoint does not match this model");
+      if (!shards_) {
+        tensors[key] = files.whole(key);
+        continue;
+      }
+      // This rank's range, zero-padded to the shard's length.
+      const auto [begin, end] = shards_->shard_range(i);
+      const at::Tensor part = files.read(key, begin, end);
+      at::Tensor chunk = torch::zeros({adam_->params()[i].second.numel()}, part.options());
+      chunk.narrow(0, 0, end - begin).copy_(part);
+      tensors[key] = chunk;
     }
   }
   adam_->load_state(tensors, steps_taken);

@@ -35,6 +35,7 @@
 #include "tinyzero/dist/process_group.h"
 #include "tinyzero/trainer/optimizer.h"
 #include "trainer/parameter_shards.h"
+#include "trainer/state_files.h"
 
 namespace tinyzero {
 
@@ -67,12 +68,16 @@ class DataParallelOptimizer {
   void step(double lr);
   int64_t steps_taken() const { return adam_->steps_taken(); }
 
-  // The whole optimizer state, named as AdamW::state_tensors() names it and shaped like the parameters,
-  // as CPU tensors on rank 0 (sharded state gathered from every rank); empty on other ranks. Every rank
-  // must call it.
-  std::vector<std::pair<std::string, at::Tensor>> gather_state();
-  // Loads this rank's share of a state written from gather_state() (any world size and stage) from `file`.
-  void load_state(const std::string& file, int64_t steps_taken, const at::Device& device);
+  // This rank's part of the optimizer state for a checkpoint, as pieces of the whole tensors (named as
+  // AdamW::state_tensors() names them, shaped like the parameters): the whole state on rank 0 of plain
+  // data parallel (every rank's copy is the same) and nothing on its other ranks; the parameters it
+  // owns under ZeRO-1; its shard of every parameter's under stages 2/3. Views, not copies.
+  std::vector<StatePiece> state_pieces() const;
+  // How many ranks write state pieces: 1 for plain data parallel, every rank when sharded.
+  int state_writers() const { return sharded() ? pg_.world_size() : 1; }
+  // Loads this rank's part of a state written at any world size and stage (throws IoError naming a
+  // missing or mis-shaped tensor).
+  void load_state(const StateFiles& files, int64_t steps_taken);
 
   // A 64-bit hash of every parameter's bytes, compared across ranks: throws Error when the ranks' copies
   // differ (they must be bitwise identical). Returns the hash (0 for a single process or stage 3, whose

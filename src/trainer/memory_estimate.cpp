@@ -367,14 +367,11 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
     e.phases.push_back(step);
   }
 
-  // Checkpoint (src/trainer/checkpointer.cpp): weights go to the host tensor by tensor; sharded AdamW
-  // state is broadcast parameter by parameter to rank 0 (DataParallelOptimizer::gather_state).
+  // Checkpoint (src/trainer/checkpointer.cpp): rank 0 writes the weights, each rank its own part of the
+  // AdamW state, one tensor at a time from where it lives (src/trainer/state_files.h).
   {
     MemoryPhase ckpt{"checkpoint", {}};
     ckpt.items.push_back({"weights to host", VH * pb, "one tensor at a time (the largest: embeddings)"});
-    if (multi && s.stage >= 1)
-      ckpt.items.push_back({"AdamW state gather", VH * (pb < 4 ? 12 : 8),
-                            "receive buffers of one parameter's fp32 state at a time"});
     if (s.stage >= 3)
       ckpt.items.push_back({"gathered weights", std::max(actor.total, critic.total) * pb,
                             "the model being written, whole on every rank (ZeRO-3: the actor, then the "

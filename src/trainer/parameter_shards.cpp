@@ -247,10 +247,10 @@ void ParameterShards::parameters_updated() {
   }
 }
 
-at::Tensor ParameterShards::gather_whole(size_t k, const at::Tensor& chunk) {
-  at::Tensor out = at::empty({padded(k)}, chunk.options());
-  pg_.all_gather_start({out}, {chunk.contiguous()}).wait();
-  return out.narrow(0, 0, c10::multiply_integers(shapes_[k])).view(shapes_[k]);
+std::pair<int64_t, int64_t> ParameterShards::shard_range(size_t k) const {
+  const int64_t numel = c10::multiply_integers(shapes_[k]);
+  const int64_t begin = std::min(numel, rank_ * chunk_[k]);
+  return {begin, std::min(numel, begin + chunk_[k])};
 }
 
 }  // namespace tinyzero

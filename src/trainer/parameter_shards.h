@@ -68,9 +68,10 @@ class ParameterShards : public ParameterHost {
   // frees any whole copy, now stale. Collective for stage 2.
   void parameters_updated();
 
-  // A tensor shaped like parameter `index` from every rank's chunk of it (e.g. optimizer state), on every
-  // rank. Collective.
-  at::Tensor gather_whole(size_t index, const at::Tensor& chunk);
+  // Parameter `index`'s whole shape, and the elements [begin, end) of it, flattened, that this rank's
+  // shard holds (end - begin may be less than the shard's length, whose tail is padding, or 0).
+  const std::vector<int64_t>& shape(size_t index) const { return shapes_[index]; }
+  std::pair<int64_t, int64_t> shard_range(size_t index) const;
   // This rank's chunk of `whole`, a tensor shaped like parameter `index` (throws Error naming `what`
   // when its shape differs).
   at::Tensor chunk_of(size_t index, const at::Tensor& whole, const std::string& what = "tensor") const;

@@ -22,7 +22,9 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -110,13 +112,24 @@ class ProcessGroup {
 
   // Returns once every rank has called it (or throws after the timeout).
   void barrier();
-  // For a long task of rank 0 alone (writing an 86 GB checkpoint to a slow disk): rank 0 calls it once
-  // the task is done and goes on; every other rank waits there up to `timeout_s`, which may exceed the
-  // collectives' timeout, through the rendezvous store rather than a collective. `tag` names the task
-  // (one call per tag). Throws Error naming the tag and the timeout, or rank 0's loss.
-  void wait_for_main(const std::string& tag, double timeout_s);
+  // For a long task of rank 0 (writing an 86 GB checkpoint to a slow disk): rank 0 calls it once the
+  // task is done, with its outcome `status` ("" for success, else what went wrong), and goes on; every
+  // other rank waits there up to `timeout_s`, which may exceed the collectives' timeout, through the
+  // rendezvous store rather than a collective, and gets rank 0's status. `tag` names the task (one call
+  // per tag). Throws Error naming the tag and the timeout, or rank 0's loss.
+  std::string wait_for_main(const std::string& tag, double timeout_s, const std::string& status = "");
+  // The converse, for a task every rank does (each writes its shard of a checkpoint): each rank reports
+  // its `status` ("" for success) and goes on, except rank 0, which waits up to `timeout_s` for every
+  // rank's report and returns them in rank order (others get an empty vector). Throws as wait_for_main.
+  std::vector<std::string> report_to_main(const std::string& tag, const std::string& status,
+                                          double timeout_s);
 
  private:
+  // Runs `wait` (store operations bounded by the given timeout); a failure breaks the group with a
+  // message naming `op`, whom it waited for, and the timeout.
+  void store_wait(const std::string& op, const std::string& waited_for, double timeout_s,
+                  const std::function<void(std::chrono::milliseconds)>& wait);
+
   std::shared_ptr<Impl> impl_;  // shared with PendingCollective; null for a world of 1
   int rank_ = 0;
   int world_size_ = 1;

@@ -7,7 +7,9 @@
 //  - ZeRO-1 (optimizer state sharded over 2 ranks) gives the parameters and optimizer state of plain
 //    data parallel within 1e-6, and its checkpoint resumes on 1 rank.
 //  - ZeRO-2 and ZeRO-3 (gradients, and weights, sharded too) give them within 2e-6, GRPO and PPO; a
-//    ZeRO-3 run resumes bit-identically on 2 ranks, and on 1.
+//    ZeRO-3 run resumes bit-identically on 2 ranks, and on 1; a 1-rank checkpoint resumes on 2 under
+//    ZeRO-3 (each rank writes and reads its own part of the optimizer state).
+//  - A checkpoint that cannot be written stops every rank at once with the reason.
 //  - A rank killed mid-step makes the other exit non-zero with a clear message within the timeout.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -18,6 +20,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -25,7 +28,9 @@
 #include "support/cli.h"
 #include "support/tiny_run.h"
 
+#include "tinyzero/core/files.h"
 #include "tinyzero/io/safetensors.h"
+#include "trainer/state_files.h"
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -45,6 +50,32 @@ double max_abs_diff(const std::string& a_path, const std::string& b_path) {
     worst = std::max(worst, (x - y).abs().max().item<double>());
   }
   return worst;
+}
+
+// The same for the whole optimizer states of two checkpoints, whatever ranks wrote them.
+double max_state_diff(const std::string& a_dir, const std::string& b_dir,
+                      const std::string& stem = "optimizer") {
+  auto a = tinyzero::StateFiles::open(a_dir, stem), b = tinyzero::StateFiles::open(b_dir, stem);
+  EXPECT_EQ(a.names(), b.names());
+  double worst = 0;
+  for (const auto& name : a.names())
+    worst = std::max(
+        worst, (a.whole(name).to(at::kDouble) - b.whole(name).to(at::kDouble)).abs().max().item<double>());
+  return worst;
+}
+
+// Whether two checkpoints' optimizer state files are the same files, byte for byte.
+bool same_state_files(const std::string& a_dir, const std::string& b_dir,
+                      const std::string& stem = "optimizer") {
+  auto files = [&](const std::string& dir) {
+    std::map<std::string, std::string> out;
+    for (const auto& entry : fs::directory_iterator(dir))
+      if (entry.path().filename().string().rfind(stem + "-rank", 0) == 0)
+        out[entry.path().filename().string()] = tinyzero::read_file(entry.path().string());
+    return out;
+  };
+  const auto a = files(a_dir);
+  return !a.empty() && a == files(b_dir);
 }
 
 class TrainDist : public ::testing::Test {
@@ -110,8 +141,7 @@ TEST_F(TrainDist, TwoRanksStayIdenticalAndMatchOneRank) {
   ASSERT_EQ(after.exit_code, 0) << after.output;
   EXPECT_TRUE(tinyzero::read_file(ckpt("two", "model.safetensors")) ==
               tinyzero::read_file(ckpt("two_after", "model.safetensors")));
-  EXPECT_TRUE(tinyzero::read_file(ckpt("two", "optimizer.safetensors")) ==
-              tinyzero::read_file(ckpt("two_after", "optimizer.safetensors")));
+  EXPECT_TRUE(same_state_files(ckpt("two", ""), ckpt("two_after", "")));
 }
 
 TEST_F(TrainDist, PpoTwoRanksMatchOneRankCriticIncluded) {
@@ -136,9 +166,10 @@ TEST_F(TrainDist, ZeroStageOneMatchesPlainDataParallelAndResumesOnOneRank) {
   ASSERT_EQ(zero.exit_code, 0) << zero.output;
   EXPECT_THAT(zero.output, HasSubstr("ZeRO-1: this rank keeps the AdamW state of"));
   EXPECT_LT(max_abs_diff(ckpt("plain", "model.safetensors"), ckpt("zero", "model.safetensors")), 1e-6);
-  // The sharded state, gathered to rank 0 for the checkpoint, is the whole state of plain data parallel.
-  EXPECT_LT(max_abs_diff(ckpt("plain", "optimizer.safetensors"), ckpt("zero", "optimizer.safetensors")),
-            1e-6);
+  // The sharded state, each rank's part in its own file, is the whole state of plain data parallel.
+  EXPECT_TRUE(fs::exists(ckpt("zero", "optimizer-rank1-of-2.safetensors")));
+  EXPECT_TRUE(fs::exists(ckpt("plain", "optimizer-rank0-of-1.safetensors")));
+  EXPECT_LT(max_state_diff(ckpt("plain", ""), ckpt("zero", "")), 1e-6);
   // Resume at another world size: one rank continues the 2-rank ZeRO-1 run.
   auto more = ranks(1, "zero", "distributed.zero_stage=1 trainer.total_steps=4");
   ASSERT_EQ(more.exit_code, 0) << more.output;
@@ -167,15 +198,13 @@ TEST_F(TrainDist, ZeroStagesTwoAndThreeGiveTheNumbersOfPlainDataParallel) {
       EXPECT_LT(max_abs_diff(ckpt(algo + "_stage0", "model.safetensors"), ckpt(run, "model.safetensors")),
                 2e-6)
           << run;
-      EXPECT_LT(
-          max_abs_diff(ckpt(algo + "_stage0", "optimizer.safetensors"), ckpt(run, "optimizer.safetensors")),
-          2e-6)
-          << run;
+      EXPECT_LT(max_state_diff(ckpt(algo + "_stage0", ""), ckpt(run, "")), 2e-6) << run;
       if (algo == "ppo") {
         EXPECT_LT(max_abs_diff(ckpt(algo + "_stage0", "critic/model.safetensors"),
                                ckpt(run, "critic/model.safetensors")),
                   2e-6)
             << run;
+        EXPECT_LT(max_state_diff(ckpt(algo + "_stage0", ""), ckpt(run, ""), "critic_optimizer"), 2e-6) << run;
       }
     }
   }
@@ -200,14 +229,41 @@ TEST_F(TrainDist, AZeroStageThreeRunResumesBitIdentically) {
   ASSERT_EQ(second.exit_code, 0) << second.output;
   EXPECT_THAT(second.output, HasSubstr("resumed from"));
   const std::string step4 = "/checkpoints/step_00000004/";
-  for (const std::string file : {"model.safetensors", "optimizer.safetensors"})
-    EXPECT_TRUE(tinyzero::read_file(dir_ + "/z3_straight" + step4 + file) ==
-                tinyzero::read_file(dir_ + "/z3_resumed" + step4 + file))
-        << file;
-  // The checkpoint holds whole tensors: one rank goes on from it.
+  EXPECT_TRUE(tinyzero::read_file(dir_ + "/z3_straight" + step4 + "model.safetensors") ==
+              tinyzero::read_file(dir_ + "/z3_resumed" + step4 + "model.safetensors"));
+  EXPECT_TRUE(same_state_files(dir_ + "/z3_straight" + step4, dir_ + "/z3_resumed" + step4));
+  // Each rank wrote its shard of the AdamW state; one rank reads them both and goes on.
   auto one = ranks(1, "z3_resumed", "distributed.zero_stage=3 trainer.total_steps=5");
   ASSERT_EQ(one.exit_code, 0) << one.output;
   EXPECT_THAT(one.output, HasSubstr("resumed from"));
+}
+
+TEST_F(TrainDist, AOneRankCheckpointResumesOnTwoRanksUnderZeroStageThree) {
+  // The other way round: the whole state of one rank, cut into each rank's shard as it is read.
+  auto first = ranks(1, "grow");
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  auto second = ranks(2, "grow", "distributed.zero_stage=3 trainer.total_steps=4");
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_THAT(second.output, HasSubstr("resumed from"));
+  EXPECT_TRUE(fs::exists(dir_ + "/grow/checkpoints/step_00000004/optimizer-rank1-of-2.safetensors"));
+}
+
+TEST_F(TrainDist, ACheckpointThatCannotBeWrittenStopsEveryRankAtOnce) {
+  // run_dir/checkpoints is a file, so rank 0 cannot make the checkpoint's directory: both ranks stop with
+  // the reason at that step, instead of rank 1 waiting out trainer.checkpoint_timeout_s.
+  fs::create_directories(dir_ + "/unwritable");
+  tinyzero::write_file_atomic(dir_ + "/unwritable/checkpoints", "not a directory\n");
+  const auto start = std::chrono::steady_clock::now();
+  auto r = ranks(2, "unwritable", "trainer.total_steps=1 trainer.save_freq=1");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.output,
+              ::testing::ContainsRegex("\\[rank 0\\] tinyzero-train: error: checkpoint .*step_00000001 "
+                                       "was not written: .*Not a directory.*earlier checkpoints are intact"));
+  EXPECT_THAT(r.output,
+              ::testing::ContainsRegex("\\[rank 1\\] tinyzero-train: error: checkpoint .*step_00000001 "
+                                       "was not written: rank 0: .*Not a directory"));
+  EXPECT_LT(seconds, 120.0);
 }
 
 int free_port() {

@@ -306,7 +306,8 @@ TEST(DistWorker, HungPeer) {
 }
 
 // Rank 0 works 3 s alone (longer than the collectives' 2 s timeout) while rank 1 waits for it through
-// the store; then a collective goes through. With TZ_WAIT_S below that, rank 1 gives up clearly.
+// the store, and gets rank 0's status; then rank 1 works 3 s alone while rank 0 waits for its report,
+// and a collective goes through. With TZ_WAIT_S below that, rank 1 gives up clearly.
 TEST(DistWorker, WaitForMain) {
   WORKER_ONLY();
   auto start = Clock::now();
@@ -315,9 +316,15 @@ TEST(DistWorker, WaitForMain) {
     const double wait_s = std::atof(std::getenv("TZ_WAIT_S"));
     if (pg->rank() == 0) std::this_thread::sleep_for(std::chrono::seconds(3));
     start = Clock::now();
-    pg->wait_for_main("checkpoint 7", wait_s);
+    const std::string main_status =
+        pg->wait_for_main("checkpoint 7", wait_s, pg->rank() == 0 ? "disk full" : "");
+    if (pg->rank() == 1) std::this_thread::sleep_for(std::chrono::seconds(3));
+    const auto reports = pg->report_to_main("shards 7", pg->rank() == 1 ? "rank 1 failed" : "", wait_s);
     pg->barrier();
-    std::printf("worker rank %d ok\n", pg->rank());
+    std::string seen;
+    for (const auto& report : reports) seen += "[" + report + "]";
+    std::printf("worker rank %d ok: rank 0 said '%s', reports %s\n", pg->rank(), main_status.c_str(),
+                seen.c_str());
   } catch (const Error& e) {
     exit_with(e, start);
   }
@@ -665,7 +672,12 @@ TEST(DistProcessGroup, RanksWaitForRankZerosLongTaskBeyondTheCollectiveTimeout) 
     if (std::string(wait_s) == "20") {
       EXPECT_TRUE(o0.exited && o0.code == 0) << o0.output;
       EXPECT_TRUE(o1.exited && o1.code == 0) << o1.output;
-      EXPECT_NE(o1.output.find("worker rank 1 ok"), std::string::npos) << o1.output;
+      // Statuses travel both ways: rank 0's to every rank, every rank's to rank 0 (rank order).
+      EXPECT_NE(o1.output.find("worker rank 1 ok: rank 0 said 'disk full', reports \n"), std::string::npos)
+          << o1.output;
+      EXPECT_NE(o0.output.find("worker rank 0 ok: rank 0 said 'disk full', reports [][rank 1 failed]"),
+                std::string::npos)
+          << o0.output;
     } else {
       EXPECT_EQ(o1.code, kWorkerErrorExit) << o1.output;
       EXPECT_NE(o1.output.find("rank 1: wait for rank 0 (checkpoint 7) timed out after 1 s"),

@@ -91,8 +91,8 @@ TEST_F(TrainRun, GrpoStepsWriteMetricsAndAHuggingFaceCheckpoint) {
     EXPECT_NEAR(correct / 16, j["val/success_rate/countdown"].get<double>(), 1e-9) << name;
   }
   const fs::path ckpt = fs::path(dir_) / "grpo/checkpoints/step_00000002";
-  for (const char* f :
-       {"config.json", "model.safetensors", "tokenizer.json", "trainer_state.json", "optimizer.safetensors"})
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "trainer_state.json",
+                        "optimizer-rank0-of-1.safetensors"})
     EXPECT_TRUE(fs::exists(ckpt / f)) << f;
   // The checkpoint is itself a model directory the CLI (and transformers) can load.
   auto gen = run_cli("generate --model " + shell_quote(ckpt.string()) +
@@ -139,8 +139,9 @@ void expect_exact_resume(const std::string& name, const std::string& overrides, 
   auto second = TrainRun::train(resumed, "trainer.total_steps=4" + common);
   ASSERT_EQ(second.exit_code, 0) << second.output;
   EXPECT_THAT(second.output, HasSubstr("resumed from"));
-  std::vector<std::string> files = {"model.safetensors", "optimizer.safetensors"};
-  if (critic) files.insert(files.end(), {"critic/model.safetensors", "critic_optimizer.safetensors"});
+  std::vector<std::string> files = {"model.safetensors", "optimizer-rank0-of-1.safetensors"};
+  if (critic)
+    files.insert(files.end(), {"critic/model.safetensors", "critic_optimizer-rank0-of-1.safetensors"});
   for (const auto& f : files)
     EXPECT_TRUE(tinyzero::read_file(TrainRun::dir() + "/" + straight + "/checkpoints/step_00000004/" + f) ==
                 tinyzero::read_file(TrainRun::dir() + "/" + resumed + "/checkpoints/step_00000004/" + f))
