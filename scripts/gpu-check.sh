@@ -23,7 +23,7 @@
 #              something is wrong);
 #           c. the tiny model (scripts/make-tiny-model.sh with the payload's binary), a smoke training of
 #              configs/smoke.yaml on CUDA with bf16 autocast, activation checkpointing, PPO with a critic
-#              and ZeRO-1 for a few steps with a checkpoint at the end, a check of the checkpoint, and a
+#              (critic and reference offloaded between uses) and ZeRO-1 for a few steps with a checkpoint at the end, a check of the checkpoint, and a
 #              resume from it for one more step;
 #           d. tinyzero-train bench (decode, log-prob pass, training) of the Qwen2.5-0.5B shape with random
 #              weights, bf16 autocast on CUDA, each phase as a fraction of the bf16 matmul peak that bench
@@ -456,9 +456,10 @@ run_checks() {
   mkdir -p "$GC_WORK/gtest"
 
   # Smoke run: bf16 autocast, activation checkpointing, PPO (GAE, so a critic), ZeRO-1 (sharded AdamW
-  # state; one rank here, so the sharding is trivial but the code path is the ZeRO one).
+  # state; one rank here, so the sharding is trivial but the code path is the ZeRO one), the reference
+  # and the critic (weights, gradients, AdamW state) offloaded to the host between uses.
   GC_SMOKE_OVERRIDES="trainer.device=$GC_DEVICE model.autocast_bf16=true model.activation_checkpointing=true"
-  GC_SMOKE_OVERRIDES+=" algorithm.name=ppo distributed.zero_stage=1"
+  GC_SMOKE_OVERRIDES+=" algorithm.name=ppo distributed.zero_stage=1 critic.offload=true reference.offload=true"
   if [ "$GC_DEVICE" = cuda ]; then
     GC_BENCH_ARGS="--model-config configs/models/qwen2.5-0.5b.json --device cuda --precision bf16"
     GC_BENCH_ARGS+=" --batch 64,256 --prompt-len 64 --new-tokens 128"

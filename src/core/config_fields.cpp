@@ -198,13 +198,17 @@ void CriticConfig::describe(Schema& s) {
           "sequences per critic forward/backward on one device", Check::at_least(1));
   s.field("cliprange_value", &cliprange_value, 0.5, "value clipping around the old values",
           Check::positive());
-  s.field("offload", &offload, false, "keep the critic on the CPU between uses");
+  s.field("offload", &offload, false,
+          "CUDA: keep the critic (weights, gradients, AdamW state; under ZeRO each rank's shards) on the CPU "
+          "except during its values pass and update");
 }
 
 void ReferenceConfig::describe(Schema& s) {
   s.field("dtype", &dtype, "same", "dtype of the frozen reference model; same = model.dtype",
           Check::one_of({"same", "float32", "bfloat16"}));
-  s.field("offload", &offload, false, "keep the reference model on the CPU between uses");
+  s.field("offload", &offload, false,
+          "CUDA: keep the reference model (under ZeRO-3 each rank's shard) on the CPU except during its "
+          "log-prob pass");
 }
 
 void TrainerConfig::describe(Schema& s) {

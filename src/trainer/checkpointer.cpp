@@ -15,6 +15,7 @@
 #include "tinyzero/io/safetensors.h"
 #include "tinyzero/model/weights.h"
 #include "tinyzero/trainer/trainer.h"
+#include "trainer/stage_timer.h"
 #include "trainer/state_files.h"
 #include "trainer/train_context.h"
 
@@ -146,6 +147,8 @@ void prune_checkpoints(const TrainConfig& c) {
 std::string save_checkpoint(TrainContext& s) {
   const TrainConfig& c = s.config;
   const double timeout_s = c.trainer.checkpoint_timeout_s;
+  const auto started = Clock::now();  // the phase's time and memory peak go in the log
+  if (memory_meter_running(s.device)) reset_peak_allocated_bytes(s.device);
   // Every rank: check that the copies are identical.
   const uint64_t hash = s.optimizer->check_in_sync("actor");
   if (s.critic) s.critic_optimizer->check_in_sync("critic");
@@ -196,8 +199,15 @@ std::string save_checkpoint(TrainContext& s) {
   }
   agree("actor");
   if (s.critic) {
-    PinnedParameters whole(s.critic_optimizer.get());
-    if (main) attempt([&] { s.critic->save((staging / "critic").string(), s.dtype); });
+    // ZeRO-3 gathers the critic from its shards on the device (critic.offload keeps them on the host);
+    // whole weights already on the host are written from there.
+    const bool gather = s.critic_optimizer->stage() == 3;
+    if (gather) s.place_critic(true);
+    {
+      PinnedParameters whole(s.critic_optimizer.get());
+      if (main) attempt([&] { s.critic->save((staging / "critic").string(), s.dtype); });
+    }
+    if (gather) s.place_critic(false);
     agree("critic");
   }
   // The optimizer states: each rank writes its own part (rank 0 alone when they are not sharded), so
@@ -228,6 +238,9 @@ std::string save_checkpoint(TrainContext& s) {
   if (main) {
     prune_checkpoints(c);
     logging::info("checkpoint {}", final_dir.string());
+    if (memory_meter_running(s.device))
+      logging::info("checkpoint phase: {:.2f} s, peak {:.1f} MiB allocated on {}", seconds_since(started),
+                    peak_allocated_bytes(s.device) / (1 << 20), s.device.str());
   }
   return final_dir.string();
 }

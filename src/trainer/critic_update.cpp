@@ -48,7 +48,7 @@ void update_critic(TrainContext& ctx, const RolloutBatch& r, Metrics& m) {
   value_metrics(ctx, r, m);
   const TrainConfig& c = ctx.config;
   StageTimer timer(m, "timing_s/update_critic", ctx.device);
-  ctx.place_critic(true);
+  ctx.place_critic(true, /*updating=*/true);
   ctx.critic->train(true);
   const auto [mini_rows, micro_rows] = update_batch_rows(ctx, r, c.critic.ppo_micro_batch_size);
   const std::vector<int64_t> row_lengths = response_lengths(r);

@@ -95,6 +95,10 @@ class DataParallelOptimizer {
   void pin_parameters();
   void unpin_parameters();
   void release_gathered();
+  // Offload (critic.offload): moves the parameters (stages 2/3: their shards) to `device`, and with
+  // `with_state` also the gradients and the AdamW state (unless optim.offload keeps that on the host
+  // already). Not collective; every collective needs them back on the process group's device first.
+  void move_to(const at::Device& device, bool with_state);
   // Parameters whose AdamW state this rank keeps (all of them unless sharded).
   int64_t owned_parameters() const;
 

@@ -221,11 +221,21 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
                                     : "frozen copy, " + bytes_per(s.ref_bytes) + " (reference.dtype " +
                                           c.reference.dtype + ")" + sharded(s, s.shard, "ZeRO-3")});
   }
+  // critic.offload (CUDA): the critic's weights, gradients and AdamW state (or their shards) live in host
+  // memory; its weights come in for the values pass, everything for its update (train_context.cpp).
   Parts critic;
+  std::vector<MemoryItem> critic_moved;  // what critic.offload brings in for the update
+  const bool critic_moves = c.needs_critic() && c.critic.offload && s.cuda;
   if (c.needs_critic()) {
     e.critic_parameters = critic_parameters(m);
     critic = critic_parts(m);
-    add_trainable(e.resident, "critic", critic.total, s, c.critic.optim.offload);
+    add_trainable(critic_moves ? critic_moved : e.resident, "critic", critic.total, s,
+                  c.critic.optim.offload);
+    if (critic_moves) {
+      e.resident.push_back(
+          {"critic", 0.0, "critic.offload: on the device only for its values pass and update"});
+      for (auto& item : critic_moved) item.detail += "; moved in for its update (critic.offload)";
+    }
   }
   // Gloo on the CPU: the process group keeps the flat buffers of finished collectives for reuse, up to
   // 256 MiB (src/dist/process_group.cpp, kMaxPooledBytes): the start's weight broadcast, and with stages
@@ -296,6 +306,9 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
     if (ref_moves && s.stage >= 3)
       pass.items.push_back({"reference shard", actor.total * s.ref_bytes / s.shard,
                             "moved in for its pass (reference.offload)"});
+    if (critic_moves)
+      pass.items.push_back({"critic weights", critic.total * pb / s.shard,
+                            "moved in for its values pass (critic.offload)" + sharded(s, s.shard, "ZeRO-3")});
     if (s.stage >= 3)
       pass.items.push_back({"gathered weights", (2 * actor.layer + actor.root) * std::max(pb, s.ref_bytes),
                             "2 decoder layers and the root unit of the model in its pass (ZeRO-3)"});
@@ -329,6 +342,7 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
                               " each), gradient cast, 5 fp32 logits chunks of 1024 tokens"});
     }
     add_sharded_backward(ph.items, who, p, s);
+    if (!lm_head) ph.items.insert(ph.items.end(), critic_moved.begin(), critic_moved.end());
     e.phases.push_back(ph);
     // Overlapped all-reduce: as backward frees the activations it builds a second full gradient (and on
     // CUDA the buckets' flat copies; Gloo's come from the pool above), all alive when backward ends: a
@@ -358,6 +372,7 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
                             std::string(c.distributed.overlap_grad_reduce ? "" : "gradient all-reduce, ") +
                                 (s.stage == 1 ? "ZeRO-1 parameter broadcast" : "") +
                                 ": flat buffers of every bucket live until the collective ends"});
+    step.items.insert(step.items.end(), critic_moved.begin(), critic_moved.end());  // its step, moved in
     if (s.stage >= 2)
       step.items.push_back({"root unit gradient", std::max(actor.root, critic.root) * pb,
                             "held for the update (ZeRO-" + std::to_string(s.stage) + ")"});
@@ -376,6 +391,9 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
       ckpt.items.push_back({"gathered weights", std::max(actor.total, critic.total) * pb,
                             "the model being written, whole on every rank (ZeRO-3: the actor, then the "
                             "critic)"});
+    if (s.stage >= 3 && critic_moves)
+      ckpt.items.push_back({"critic weights", critic.total * pb / s.shard,
+                            "its shard moved in to gather it (critic.offload)"});
     e.phases.push_back(ckpt);
   }
 
@@ -442,10 +460,15 @@ std::vector<std::string> memory_suggestions(const MemoryEstimate& e, const Train
     t.model.autocast_bf16 = "true";
     try_config("model.autocast_bf16=true", t, e.world_size);
   }
-  if (c.needs_reference() && !c.reference.offload && (c.distributed.zero_stage < 3 || e.world_size == 1)) {
+  if (c.needs_reference() && !c.reference.offload) {
     TrainConfig t = c;
     t.reference.offload = true;
     try_config("reference.offload=true", t, e.world_size);
+  }
+  if (c.needs_critic() && !c.critic.offload) {
+    TrainConfig t = c;
+    t.critic.offload = true;
+    try_config("critic.offload=true", t, e.world_size);
   }
   if (c.needs_reference() && c.reference.dtype != "bfloat16" && c.model.dtype == "float32") {
     TrainConfig t = c;
@@ -519,10 +542,10 @@ std::string format_memory_estimate(const MemoryEstimate& e, const TrainConfig& c
     for (const auto& item : e.overhead) row("    ", item);
   }
   row("  ", {"total", e.total_bytes(), "resident + the largest phase (" + peak.name + ") + overhead"});
-  row("  ",
-      {"checkpoint on disk", e.checkpoint_disk_bytes,
-       "each: weights + AdamW state" + std::string(c.needs_critic() ? " of actor and critic" : "") +
-           ", written by rank 0; trainer.keep_last = " + std::to_string(c.trainer.keep_last) + " kept"});
+  row("  ", {"checkpoint on disk", e.checkpoint_disk_bytes,
+             "each: weights + AdamW state" + std::string(c.needs_critic() ? " of actor and critic" : "") +
+                 " (rank 0 writes the weights, each rank its part of the state); trainer.keep_last = " +
+                 std::to_string(c.trainer.keep_last) + " kept"});
   if (capacity > 0) {
     row("  ", {"capacity", capacity, device_name});
     const bool fits = e.total_bytes() <= capacity;

@@ -56,6 +56,12 @@ void AdamW::step(double lr) {
   }
 }
 
+void AdamW::state_to(const at::Device& device) {
+  for (auto* tensors : {&exp_avg_, &exp_avg_sq_, &master_})
+    for (at::Tensor& t : *tensors)
+      if (t.defined() && t.device() != device) t = t.to(device);
+}
+
 std::vector<std::pair<std::string, at::Tensor>> AdamW::state_tensors() const {
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (size_t i = 0; i < params_.size(); ++i) {

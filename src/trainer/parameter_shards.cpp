@@ -159,6 +159,22 @@ void ParameterShards::free_whole_units() {
   last_acquired_ = -1;
 }
 
+void ParameterShards::to(const at::Device& device, bool gradients) {
+  if (pinned_)
+    throw Error("cannot move sharded parameters to " + device.str() + " while they are pinned whole");
+  if (!reductions_.empty())
+    throw Error("cannot move sharded parameters to " + device.str() + " while gradients are being reduced");
+  if (free_) free_whole_units();
+  torch::NoGradGuard no_grad;
+  auto move = [&](at::Tensor t, bool with_grad) {
+    if (t.device() != device) t.set_data(t.data().to(device));
+    if (with_grad && t.grad().defined() && t.grad().device() != device)
+      t.mutable_grad() = t.grad().to(device);
+  };
+  for (auto& [name, p] : params_) move(p, false);
+  for (auto& [name, shard] : shards_) move(shard, gradients);
+}
+
 void ParameterShards::pin() {
   pinned_ = true;
   if (!free_) return;

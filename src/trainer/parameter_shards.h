@@ -59,6 +59,12 @@ class ParameterShards : public ParameterHost {
   void unpin();
   // Stage 3: frees every gathered unit (the root after a phase); a no-op while pinned or for stage 2.
   void release_all();
+  // Moves the shards (and, with `gradients`, their gradients) and the parameters (whole for stage 2,
+  // their empty stand-ins for stage 3, which first frees whatever is gathered) to `device`: offloading a
+  // model to the host while it is idle. Not collective; throws Error while pinned or while gradients are
+  // being reduced. Collectives need the shards on the process group's device again first.
+  void to(const at::Device& device, bool gradients);
+  at::Device device() const { return shards_.front().second.device(); }
 
   // Reduces what gradients are left in the parameters' .grad() (the root's) and waits for every
   // reduction: the shards' .grad() then hold the sums of the step (zeros where nothing was produced).

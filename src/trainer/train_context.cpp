@@ -15,7 +15,7 @@ namespace tinyzero {
 
 namespace {
 
-// Offload settings that need (or do not go with) sharding: one clear line before anything is loaded.
+// optim.offload needs sharding: one clear line before anything is loaded.
 void check_offload(const TrainConfig& c, int64_t w) {
   for (const auto& [key, optim] : {std::pair<std::string, const OptimConfig*>{"actor", &c.actor.optim},
                                    std::pair<std::string, const OptimConfig*>{"critic", &c.critic.optim}})
@@ -25,10 +25,6 @@ void check_offload(const TrainConfig& c, int64_t w) {
                         "needs distributed.zero_stage 2 or 3 and more than one rank (this run: stage " +
                         std::to_string(c.distributed.zero_stage) + ", " + std::to_string(w) +
                         " rank(s)); set the stage, or offload=false");
-  if (w > 1 && c.distributed.zero_stage == 3 && (c.critic.offload || c.reference.offload))
-    throw ConfigError(
-        "critic.offload / reference.offload move whole models to the CPU between uses; with "
-        "distributed.zero_stage=3 each rank keeps only its shard of them: set the offload options to false");
 }
 
 void check_world_size(const TrainConfig& c, const DistEnv& env, bool sft) {
@@ -194,13 +190,18 @@ std::unique_ptr<TrainContext> make_train_context(const TrainConfig& config) {
 
 void TrainContext::place_reference(bool in_use) {
   if (!in_use && reference_shards) reference_shards->release_all();
-  if (reference && config.reference.offload && device.is_cuda())
-    reference->to(in_use ? device : at::Device(at::kCPU));
+  if (!reference || !config.reference.offload || !device.is_cuda()) return;
+  const at::Device to = in_use ? device : at::Device(at::kCPU);
+  reference->to(to);
+  if (reference_shards) reference_shards->to(to, /*gradients=*/false);
 }
 
-void TrainContext::place_critic(bool in_use) {
+void TrainContext::place_critic(bool in_use, bool updating) {
   if (!in_use && critic_optimizer) critic_optimizer->release_gathered();
-  if (critic && config.critic.offload && device.is_cuda()) critic->to(in_use ? device : at::Device(at::kCPU));
+  if (!critic || !config.critic.offload || !device.is_cuda()) return;
+  const at::Device to = in_use ? device : at::Device(at::kCPU);
+  critic->to(to);
+  critic_optimizer->move_to(to, /*with_state=*/!in_use || updating);
 }
 
 }  // namespace tinyzero

@@ -65,10 +65,12 @@ struct TrainContext {
     return {count * rank() / world(), count * (rank() + 1) / world()};
   }
   double sum_over_ranks(double v) const { return pg->all_reduce(v, ReduceOp::kSum); }
-  // Moves the reference / critic to the training device, or back to the CPU when it is offloaded; when
-  // it is no longer in use, frees what ZeRO-3 gathered of it.
+  // Moves the reference / critic to the training device, or back to the CPU when it is offloaded
+  // (reference.offload / critic.offload on CUDA; under ZeRO-3 the rank's shards); when it is no longer
+  // in use, frees what ZeRO-3 gathered of it. The critic's gradients and AdamW state come in only for
+  // its update (`updating`); its values pass needs the weights alone.
   void place_reference(bool in_use);
-  void place_critic(bool in_use);
+  void place_critic(bool in_use, bool updating = false);
 };
 
 // The held-out problems of a run's config (data.val_files, else generated from data.seed), without

@@ -36,6 +36,8 @@ class AdamW {
   void load_state(const std::map<std::string, at::Tensor>& tensors, int64_t steps_taken);
 
   const std::vector<std::pair<std::string, at::Tensor>>& params() const { return params_; }
+  // Moves the state (moments and master copies) to `device`; the parameters are the caller's to move.
+  void state_to(const at::Device& device);
 
  private:
   std::vector<std::pair<std::string, at::Tensor>> params_;

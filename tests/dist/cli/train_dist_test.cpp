@@ -187,8 +187,11 @@ TEST_F(TrainDist, ZeroStagesTwoAndThreeGiveTheNumbersOfPlainDataParallel) {
     const std::string extra = algo == "ppo" ? ppo : " actor.use_kl_loss=true actor.ppo_micro_batch_size=4";
     auto plain = ranks(2, algo + "_stage0", extra);
     ASSERT_EQ(plain.exit_code, 0) << plain.output;
-    // Stage 3 with the AdamW state in host memory too (optim.offload: a copy, the update, a copy back).
-    const std::string offload = " actor.optim.offload=true critic.optim.offload=true";
+    // Stage 3 with the AdamW state in host memory too (optim.offload: a copy, the update, a copy back),
+    // and the reference and critic offloaded between uses (their moves act on CUDA only; stage 3 used
+    // to refuse them).
+    const std::string offload =
+        " actor.optim.offload=true critic.optim.offload=true critic.offload=true reference.offload=true";
     for (const auto& [stage, more] :
          std::vector<std::pair<int, std::string>>{{2, ""}, {3, ""}, {3, offload}}) {
       const std::string run = algo + "_stage" + std::to_string(stage) + (more.empty() ? "" : "_offload");

@@ -412,6 +412,38 @@ TEST(MemoryEstimate, OptimizerOffloadTakesTheAdamWStateOffTheDevice) {
   EXPECT_TRUE(suggested);
 }
 
+TEST(MemoryEstimate, CriticOffloadKeepsItOffTheDeviceOutsideItsPhases) {
+  TransformerConfig m = tiny_model();
+  TrainConfig c = small_run();
+  c.algorithm.name = "ppo";
+  c.trainer.device = "cuda";
+  c.distributed.zero_stage = 3;
+  const MemoryEstimate on_device = estimate_memory(c, m, 2);
+  c.critic.offload = true;
+  const MemoryEstimate off = estimate_memory(c, m, 2);
+  const double cp = static_cast<double>(on_device.critic_parameters);
+  // fp32 critic under ZeRO-3 on 2 ranks: weights, gradients and two moments, half each.
+  const double critic_bytes = 4 * cp * 4 / 2;
+  EXPECT_EQ(resident_item(on_device, "critic AdamW moments"), 2 * cp * 4 / 2);
+  EXPECT_EQ(resident_item(off, "critic AdamW moments"), -1);
+  EXPECT_EQ(resident_item(off, "critic"), 0);
+  EXPECT_NEAR(on_device.resident_bytes() - off.resident_bytes(), critic_bytes, 1);
+  // Its weights come in for the values pass; everything for its update and optimizer step.
+  EXPECT_EQ(phase_item(off, "log-prob passes", "critic weights"), cp * 4 / 2);
+  EXPECT_EQ(phase_item(off, "critic update", "critic AdamW moments"), 2 * cp * 4 / 2);
+  EXPECT_NEAR(off.phase("critic update")->bytes() - on_device.phase("critic update")->bytes(), critic_bytes,
+              1);
+  EXPECT_EQ(phase_item(off, "optimizer step", "critic weights"), cp * 4 / 2);
+  EXPECT_EQ(phase_item(off, "checkpoint", "critic weights"), cp * 4 / 2);
+  EXPECT_EQ(phase_item(on_device, "checkpoint", "critic weights"), -1);
+  // Suggested where the critic stays.
+  c.critic.offload = false;
+  bool suggested = false;
+  for (const auto& s : memory_suggestions(on_device, c, m, 1.0))
+    suggested = suggested || s.find("critic.offload=true") != std::string::npos;
+  EXPECT_TRUE(suggested);
+}
+
 TEST(MemoryEstimate, StatesTheCheckpointSizeOnDisk) {
   // bf16 weights (2 B) + fp32 moments (8 B) + fp32 master (4 B) per parameter; PPO adds the critic's.
   TransformerConfig m = tiny_model();
