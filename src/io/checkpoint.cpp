@@ -147,44 +147,61 @@ const std::vector<std::string>& hf_tokenizer_files() {
 
 namespace {
 
+uint64_t stored_bytes(const at::Tensor& t, c10::ScalarType float_dtype) {
+  return static_cast<uint64_t>(t.numel()) *
+         safetensors_dtype_size(safetensors_dtype_name(safetensors_stored_dtype(t, float_dtype)));
+}
+
+// The weight files' contents (indices into ckpt.tensors), planned from sizes alone (nothing is copied
+// yet), as transformers does: a new file starts when the next tensor would overflow a non-empty one.
+std::vector<std::vector<size_t>> plan_weight_files(const HfCheckpoint& ckpt) {
+  std::vector<std::vector<size_t>> files(1);
+  uint64_t file_bytes = 0;
+  for (size_t i = 0; i < ckpt.tensors.size(); ++i) {
+    const uint64_t nbytes = stored_bytes(ckpt.tensors[i].second, ckpt.float_dtype);
+    if (!files.back().empty() && file_bytes + nbytes > static_cast<uint64_t>(ckpt.max_shard_bytes)) {
+      files.emplace_back();
+      file_bytes = 0;
+    }
+    files.back().push_back(i);
+    file_bytes += nbytes;
+  }
+  return files;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> tensors_of(const HfCheckpoint& ckpt,
+                                                           const std::vector<size_t>& file) {
+  std::vector<std::pair<std::string, at::Tensor>> part;
+  part.reserve(file.size());
+  for (size_t i : file) part.push_back(ckpt.tensors[i]);
+  return part;
+}
+
 // Writes the content of the checkpoint into the (new, empty) directory `out`.
 void write_checkpoint_files(const fs::path& out, const HfCheckpoint& ckpt) {
   write_file_atomic((out / "config.json").string(), ckpt.config.dump(2) + "\n");
   if (!ckpt.generation_config.is_null()) {
     write_file_atomic((out / "generation_config.json").string(), ckpt.generation_config.dump(2) + "\n");
   }
-
-  // Plan the shards from sizes alone (nothing is copied yet), as transformers does: start a new shard
-  // when the next tensor would overflow a non-empty one.
-  std::vector<std::vector<size_t>> shards(1);
-  uint64_t shard_bytes = 0, total_bytes = 0;
-  for (size_t i = 0; i < ckpt.tensors.size(); ++i) {
-    const at::Tensor& t = ckpt.tensors[i].second;
-    const uint64_t nbytes =
-        static_cast<uint64_t>(t.numel()) *
-        safetensors_dtype_size(safetensors_dtype_name(safetensors_stored_dtype(t, ckpt.float_dtype)));
-    if (!shards.back().empty() && shard_bytes + nbytes > static_cast<uint64_t>(ckpt.max_shard_bytes)) {
-      shards.emplace_back();
-      shard_bytes = 0;
-    }
-    shards.back().push_back(i);
-    shard_bytes += nbytes;
-    total_bytes += nbytes;
-  }
-
-  if (shards.size() == 1) {
-    save_safetensors((out / kSingleFile).string(), ckpt.tensors, {{"format", "pt"}}, ckpt.float_dtype);
+  const std::vector<std::vector<size_t>> files = plan_weight_files(ckpt);
+  auto save_file = [&](const std::string& name, const std::vector<size_t>& file) {
+    TensorFetch fetch;
+    if (ckpt.fetch) fetch = [&](size_t i) { return ckpt.fetch(file[i]); };
+    save_safetensors((out / name).string(), tensors_of(ckpt, file), {{"format", "pt"}}, ckpt.float_dtype,
+                     fetch);
+  };
+  if (files.size() == 1) {
+    save_file(kSingleFile, files[0]);
   } else {
     nlohmann::json weight_map = nlohmann::json::object();
-    for (size_t s = 0; s < shards.size(); ++s) {
-      const std::string name = shard_name(s, shards.size());
-      std::vector<std::pair<std::string, at::Tensor>> part;
-      part.reserve(shards[s].size());
-      for (size_t i : shards[s]) {
-        part.push_back(ckpt.tensors[i]);
+    uint64_t total_bytes = 0;
+    for (size_t f = 0; f < files.size(); ++f) {
+      const std::string name = shard_name(f, files.size());
+      for (size_t i : files[f]) {
         weight_map[ckpt.tensors[i].first] = name;
+        total_bytes += stored_bytes(ckpt.tensors[i].second, ckpt.float_dtype);
       }
-      save_safetensors((out / name).string(), part, {{"format", "pt"}}, ckpt.float_dtype);
+      save_file(name, files[f]);
     }
     nlohmann::json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
     write_file_atomic((out / kIndexFile).string(), index.dump(2) + "\n");
@@ -202,6 +219,14 @@ void write_checkpoint_files(const fs::path& out, const HfCheckpoint& ckpt) {
 }
 
 }  // namespace
+
+std::vector<size_t> hf_checkpoint_write_order(const HfCheckpoint& ckpt) {
+  std::vector<size_t> order;
+  for (const auto& file : plan_weight_files(ckpt))
+    for (size_t i : safetensors_write_order(tensors_of(ckpt, file), ckpt.float_dtype))
+      if (ckpt.tensors[file[i]].second.numel() > 0) order.push_back(file[i]);
+  return order;
+}
 
 void save_hf_checkpoint(const std::string& dir, const HfCheckpoint& ckpt) {
   const std::string where = "cannot write checkpoint '" + dir + "': ";

@@ -342,37 +342,47 @@ c10::ScalarType safetensors_stored_dtype(const at::Tensor& tensor, c10::ScalarTy
   return tensor.scalar_type();
 }
 
+std::vector<size_t> safetensors_write_order(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                                            c10::ScalarType float_dtype) {
+  std::vector<size_t> order(tensors.size());
+  std::vector<size_t> rank(tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    order[i] = i;
+    rank[i] = dtype_rank(safetensors_dtype_name(safetensors_stored_dtype(tensors[i].second, float_dtype)));
+  }
+  // The reference writer's layout (the safetensors Python package, used by transformers): dtypes in
+  // descending enum order, which is descending element size, so with an 8-aligned data section every
+  // tensor starts aligned; then by name. The same tensors thus give the same bytes as transformers.
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return rank[a] != rank[b] ? rank[a] > rank[b] : tensors[a].first < tensors[b].first;
+  });
+  return order;
+}
+
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata, c10::ScalarType float_dtype) {
+                      const std::map<std::string, std::string>& metadata, c10::ScalarType float_dtype,
+                      const TensorFetch& fetch) {
   const std::string where = "cannot write safetensors file '" + path + "': ";
   struct Item {
-    const std::string* name;
-    const at::Tensor* tensor;
+    size_t index;
     c10::ScalarType type;  // as stored
     std::string dtype;
-    size_t elem_size;
     uint64_t nbytes;
   };
-  std::vector<Item> items;
-  items.reserve(tensors.size());
   std::unordered_set<std::string> names;
   for (const auto& [name, tensor] : tensors) {
     if (name == kMetadataKey) throw IoError(where + "'__metadata__' is reserved and cannot name a tensor");
     if (!names.insert(name).second) throw IoError(where + "tensor '" + name + "' is given twice");
     if (!tensor.defined()) throw IoError(where + "tensor '" + name + "' is undefined");
-    const c10::ScalarType type = safetensors_stored_dtype(tensor, float_dtype);
-    Item item{&name, &tensor, type, safetensors_dtype_name(type), 0, 0};
-    item.elem_size = safetensors_dtype_size(item.dtype);
-    item.nbytes = static_cast<uint64_t>(tensor.numel()) * item.elem_size;
+  }
+  std::vector<Item> items;
+  items.reserve(tensors.size());
+  for (size_t i : safetensors_write_order(tensors, float_dtype)) {
+    const c10::ScalarType type = safetensors_stored_dtype(tensors[i].second, float_dtype);
+    Item item{i, type, safetensors_dtype_name(type), 0};
+    item.nbytes = static_cast<uint64_t>(tensors[i].second.numel()) * safetensors_dtype_size(item.dtype);
     items.push_back(std::move(item));
   }
-  // The reference writer's layout (the safetensors Python package, used by transformers): dtypes in
-  // descending enum order, which is descending element size, so with an 8-aligned data section every
-  // tensor starts aligned; then by name. The same tensors thus give the same bytes as transformers.
-  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
-    const size_t ra = dtype_rank(a.dtype), rb = dtype_rank(b.dtype);
-    return ra != rb ? ra > rb : *a.name < *b.name;
-  });
 
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   nlohmann::ordered_json meta = nlohmann::ordered_json::object();
@@ -381,9 +391,9 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   header[kMetadataKey] = meta;
   uint64_t offset = 0;
   for (const auto& item : items) {
-    header[*item.name] = {{"dtype", item.dtype},
-                          {"shape", item.tensor->sizes().vec()},
-                          {"data_offsets", {offset, offset + item.nbytes}}};
+    header[tensors[item.index].first] = {{"dtype", item.dtype},
+                                         {"shape", tensors[item.index].second.sizes().vec()},
+                                         {"data_offsets", {offset, offset + item.nbytes}}};
     offset += item.nbytes;
   }
   std::string header_text;
@@ -404,12 +414,16 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     if (item.nbytes == 0) continue;
     // One tensor at a time: a GPU, strided or converted tensor is copied to contiguous CPU memory only
     // here, so the peak extra memory is one tensor, never the model.
-    at::Tensor t = item.tensor->detach();
+    const std::string& name = tensors[item.index].first;
+    at::Tensor t = fetch ? fetch(item.index).detach() : tensors[item.index].second.detach();
+    if (t.sizes() != tensors[item.index].second.sizes())
+      throw Error(where + "tensor '" + name + "' has shape " + c10::str(t.sizes()) + " when written, " +
+                  c10::str(tensors[item.index].second.sizes()) + " in the header");
     if (t.scalar_type() != item.type) t = t.to(item.type);  // on its device: less to transfer
     if (!t.device().is_cpu()) t = t.to(at::kCPU);
     t = t.contiguous();
     if (static_cast<uint64_t>(t.nbytes()) != item.nbytes) {
-      throw Error(where + "tensor '" + *item.name + "' changed size while being written");
+      throw Error(where + "tensor '" + name + "' changed size while being written");
     }
     out.write(t.data_ptr(), item.nbytes);
   }

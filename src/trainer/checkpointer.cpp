@@ -142,6 +142,42 @@ void prune_checkpoints(const TrainConfig& c) {
   }
 }
 
+// Rank 0 (`write`) writes a model's weights as a Hugging Face directory, a tensor at a time, unless
+// `error` already says why not (then, or when the write fails, `error` says so). Under ZeRO-3 every rank
+// gathers the weights with it a unit at a time, in the order they are written (the write's collectives),
+// so no rank ever holds the whole model; a rank 0 that stops early still takes part in the remaining
+// gathers, so the others are not left waiting.
+void write_weights(HfCheckpoint ckpt, DataParallelOptimizer& optimizer, bool write, const std::string& dir,
+                   std::string& error) {
+  auto save = [&] {
+    if (!write || !error.empty()) return;
+    try {
+      save_hf_checkpoint(dir, ckpt);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  };
+  ParameterShards* shards = optimizer.host();
+  if (shards == nullptr || !shards->frees_parameters()) return save();  // whole on every rank
+  std::vector<size_t> param_of;
+  for (auto& [name, tensor] : ckpt.tensors) {
+    const std::optional<size_t> k = shards->index_of(name);
+    if (!k) throw Error("checkpoint: tensor " + name + " is not a sharded parameter of the model");
+    param_of.push_back(*k);
+    tensor = at::empty(shards->shape(*k), tensor.options().device(at::kMeta));  // describes it
+  }
+  size_t fetched = 0;
+  ckpt.fetch = [&](size_t i) {
+    ++fetched;
+    shards->hold(shards->unit_of(param_of[i]));
+    return shards->parameter(param_of[i]);
+  };
+  save();
+  const std::vector<size_t> order = hf_checkpoint_write_order(ckpt);
+  for (size_t n = fetched; n < order.size(); ++n) ckpt.fetch(order[n]);
+  shards->release_all();
+}
+
 }  // namespace
 
 std::string save_checkpoint(TrainContext& s) {
@@ -163,8 +199,8 @@ std::string save_checkpoint(TrainContext& s) {
 
   // Rank 0 writes the weights into the staging directory, a tensor at a time: the actor as a Hugging
   // Face directory (loads in transformers as is), and PPO's critic as its own
-  // (Qwen2ForTokenClassification). Under ZeRO-3 every rank gathers each model whole while it is
-  // written, one model at a time. The others wait for each write through the store, as long as
+  // (Qwen2ForTokenClassification). Under ZeRO-3 every rank gathers them with it a unit (decoder layer)
+  // at a time. The others wait for each write through the store, as long as
   // trainer.checkpoint_timeout_s allows (a slow disk may take longer than a collective may), and hear
   // whether it failed.
   const fs::path staging = root / ("." + checkpoint_name(s.step) + ".staging");
@@ -193,20 +229,17 @@ std::string save_checkpoint(TrainContext& s) {
       fs::create_directories(root);
       fs::remove_all(staging);
     });
-  {
-    PinnedParameters whole(s.optimizer.get());
-    if (main) attempt([&] { save_causal_lm(*s.actor, staging.string(), s.dtype, s.tokenizer_dir); });
-  }
+  HfCheckpoint actor = make_hf_checkpoint(*s.actor, s.dtype);
+  actor.tokenizer_source_dir = s.tokenizer_dir;
+  write_weights(std::move(actor), *s.optimizer, main, staging.string(), error);
   agree("actor");
   if (s.critic) {
     // ZeRO-3 gathers the critic from its shards on the device (critic.offload keeps them on the host);
     // whole weights already on the host are written from there.
     const bool gather = s.critic_optimizer->stage() == 3;
     if (gather) s.place_critic(true);
-    {
-      PinnedParameters whole(s.critic_optimizer.get());
-      if (main) attempt([&] { s.critic->save((staging / "critic").string(), s.dtype); });
-    }
+    write_weights(s.critic->hf_checkpoint(s.dtype), *s.critic_optimizer, main, (staging / "critic").string(),
+                  error);
     if (gather) s.place_critic(false);
     agree("critic");
   }

@@ -39,7 +39,7 @@ std::vector<std::pair<std::string, at::Tensor>> Critic::named_parameters() {
   return out;
 }
 
-void Critic::save(const std::string& dir, at::ScalarType dtype) {
+HfCheckpoint Critic::hf_checkpoint(at::ScalarType dtype) {
   HfCheckpoint ckpt = make_hf_checkpoint(*backbone_, dtype);
   ckpt.config["architectures"] = {"Qwen2ForTokenClassification"};
   ckpt.config["num_labels"] = 1;
@@ -49,7 +49,7 @@ void Critic::save(const std::string& dir, at::ScalarType dtype) {
   ckpt.generation_config = nullptr;
   ckpt.tensors.emplace_back("score.weight", head_->weight);
   ckpt.tensors.emplace_back("score.bias", head_->bias);
-  save_hf_checkpoint(dir, ckpt);
+  return ckpt;
 }
 
 void Critic::load(const std::string& dir) {

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "tinyzero/io/checkpoint.h"
 #include "tinyzero/model/qwen2.h"
 
 namespace tinyzero {
@@ -24,8 +25,9 @@ class Critic {
 
   // Trainable parameters under their Hugging Face names.
   std::vector<std::pair<std::string, at::Tensor>> named_parameters();
-  // Writes the critic as a Hugging Face directory (atomic) with parameters stored in `dtype`.
-  void save(const std::string& dir, at::ScalarType dtype);
+  // The critic as a Hugging Face checkpoint with parameters stored in `dtype`, and its atomic write.
+  HfCheckpoint hf_checkpoint(at::ScalarType dtype);
+  void save(const std::string& dir, at::ScalarType dtype) { save_hf_checkpoint(dir, hf_checkpoint(dtype)); }
   // Loads weights written by save(); Throws Error naming a missing or mis-shaped tensor.
   void load(const std::string& dir);
 

@@ -388,9 +388,9 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
     MemoryPhase ckpt{"checkpoint", {}};
     ckpt.items.push_back({"weights to host", VH * pb, "one tensor at a time (the largest: embeddings)"});
     if (s.stage >= 3)
-      ckpt.items.push_back({"gathered weights", std::max(actor.total, critic.total) * pb,
-                            "the model being written, whole on every rank (ZeRO-3: the actor, then the "
-                            "critic)"});
+      ckpt.items.push_back({"gathered unit", std::max({actor.layer, actor.root, critic.root}) * pb,
+                            "ZeRO-3: the unit being written (a decoder layer or the root), gathered whole on "
+                            "every rank"});
     if (s.stage >= 3 && critic_moves)
       ckpt.items.push_back({"critic weights", critic.total * pb / s.shard,
                             "its shard moved in to gather it (critic.offload)"});

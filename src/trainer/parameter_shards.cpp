@@ -175,6 +175,28 @@ void ParameterShards::to(const at::Device& device, bool gradients) {
   for (auto& [name, shard] : shards_) move(shard, gradients);
 }
 
+void ParameterShards::hold(int64_t unit) {
+  if (!free_) return;
+  for (auto it = gathers_.begin(); it != gathers_.end();) finish_gather(it++->first);
+  for (size_t u = 0; u < units_.size(); ++u)
+    if (static_cast<int64_t>(u) != unit && whole_[u] && !pinned_) free_unit(static_cast<int64_t>(u));
+  start_gather(unit);
+  finish_gather(unit);
+}
+
+std::optional<size_t> ParameterShards::index_of(const std::string& name) const {
+  for (size_t k = 0; k < params_.size(); ++k)
+    if (params_[k].first == name) return k;
+  return std::nullopt;
+}
+
+int64_t ParameterShards::unit_of(size_t index) const {
+  for (size_t u = 0; u < units_.size(); ++u)
+    if (std::find(units_[u].begin(), units_[u].end(), index) != units_[u].end())
+      return static_cast<int64_t>(u);
+  throw Error("parameter index " + std::to_string(index) + " is in no unit");
+}
+
 void ParameterShards::pin() {
   pinned_ = true;
   if (!free_) return;

@@ -12,8 +12,8 @@
 //    the unit from every rank's shard (one coalesced all-gather), and starts gathering the next layer in
 //    the direction of travel (forward up, backward down) so that transfer overlaps compute. The root is
 //    gathered on first use and freed by release_all() at the end of a phase. pin() keeps everything
-//    whole (generation, checkpoints). Stage 2 keeps every parameter whole and, after each update,
-//    gathers the updated shards back into them.
+//    whole (generation); hold() keeps one unit whole at a time (checkpoints). Stage 2 keeps every parameter
+//    whole and, after each update, gathers the updated shards back into them.
 // Every rank must make the same calls in the same order (they are collectives): the trainer's passes do.
 #pragma once
 
@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,6 +60,9 @@ class ParameterShards : public ParameterHost {
   void unpin();
   // Stage 3: frees every gathered unit (the root after a phase); a no-op while pinned or for stage 2.
   void release_all();
+  // Stage 3: gathers `unit` whole (nothing prefetched) and frees every other unit, for visiting the
+  // model a unit at a time in any order (a checkpoint's write order). Collective; a no-op for stage 2.
+  void hold(int64_t unit);
   // Moves the shards (and, with `gradients`, their gradients) and the parameters (whole for stage 2,
   // their empty stand-ins for stage 3, which first frees whatever is gathered) to `device`: offloading a
   // model to the host while it is idle. Not collective; throws Error while pinned or while gradients are
@@ -77,6 +81,11 @@ class ParameterShards : public ParameterHost {
   // Parameter `index`'s whole shape, and the elements [begin, end) of it, flattened, that this rank's
   // shard holds (end - begin may be less than the shard's length, whose tail is padding, or 0).
   const std::vector<int64_t>& shape(size_t index) const { return shapes_[index]; }
+  // The parameter called `name` (as given to the constructor): its index (nullopt when there is none),
+  // its unit, and itself (whole only while its unit is).
+  std::optional<size_t> index_of(const std::string& name) const;
+  int64_t unit_of(size_t index) const;
+  const at::Tensor& parameter(size_t index) const { return params_[index].second; }
   std::pair<int64_t, int64_t> shard_range(size_t index) const;
   // This rank's chunk of `whole`, a tensor shaped like parameter `index` (throws Error naming `what`
   // when its shape differs).

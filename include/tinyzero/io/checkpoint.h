@@ -62,7 +62,13 @@ struct HfCheckpoint {
   // the whole model is made. Undefined: each tensor keeps its dtype. (config's torch_dtype is the
   // caller's to set.)
   c10::ScalarType float_dtype = c10::ScalarType::Undefined;
+  // When set, tensors only describe (shape, dtype) and fetch(i) gives tensors[i]'s data as it is
+  // written, in hf_checkpoint_write_order (see TensorFetch in safetensors.h).
+  TensorFetch fetch;
 };
+
+// The indices of `ckpt.tensors` with data, in the order save_hf_checkpoint writes them (file by file).
+std::vector<size_t> hf_checkpoint_write_order(const HfCheckpoint& ckpt);
 
 // The tokenizer files save_hf_checkpoint copies.
 const std::vector<std::string>& hf_tokenizer_files();

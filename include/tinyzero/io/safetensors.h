@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -72,6 +73,17 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
+// Where the data of tensor i comes from when it is written, if not from tensors[i] itself; tensors[i]
+// then only describes it (shape, dtype: a tensor on the meta device will do). The writer calls it once
+// per tensor with data (numel > 0), in write order, and drops the result before the next call: a caller
+// that gathers sharded weights can hold one unit of them at a time.
+using TensorFetch = std::function<at::Tensor(size_t index)>;
+
+// The order in which save_safetensors writes `tensors` (indices into it): by decreasing element size of
+// the stored dtype, then by name.
+std::vector<size_t> safetensors_write_order(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                                            c10::ScalarType float_dtype = c10::ScalarType::Undefined);
+
 // Writes `tensors` to `path` atomically (a temporary file in the same directory, renamed into place).
 // Each tensor is copied to the CPU and made contiguous one at a time as it is written, in its own
 // dtype; tensors already contiguous on the CPU are written straight from their memory. The layout is
@@ -81,9 +93,11 @@ class SafetensorsFile {
 // requires it) unless it sets "format" itself. When `float_dtype` is not Undefined, floating-point
 // tensors are converted to it as they are written (e.g. fp32 parameters saved as bf16 without a
 // converted copy of the whole model); other tensors keep their dtype.
+// `fetch`: see TensorFetch (empty: the tensors hold their data).
 // Throws IoError for a duplicate or reserved name, an unsupported dtype, or a failed write.
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {},
-                      c10::ScalarType float_dtype = c10::ScalarType::Undefined);
+                      c10::ScalarType float_dtype = c10::ScalarType::Undefined,
+                      const TensorFetch& fetch = {});
 
 }  // namespace tinyzero

@@ -219,6 +219,36 @@ TEST(HfCheckpointWrite, ShardedRoundTrip) {
   expect_same_tensors(ckpt, back);
 }
 
+TEST(HfCheckpointWrite, FetchedTensorsGiveTheSameFilesInTheAnnouncedOrder) {
+  // Tensors that only describe themselves (meta device), their data fetched as they are written, as a
+  // sharded model is saved: the same bytes as the direct write, each fetched once, in
+  // hf_checkpoint_write_order, over several files.
+  for (const int64_t limit : {int64_t{5'000'000'000}, int64_t{400'000}}) {
+    SCOPED_TRACE(limit);
+    TempDir tmp;
+    HfCheckpoint direct = fixture_checkpoint("tied-f32");
+    direct.max_shard_bytes = limit;
+    save_hf_checkpoint(tmp.file("direct"), direct);
+    HfCheckpoint fetched = direct;
+    for (auto& [name, t] : fetched.tensors) t = at::empty(t.sizes(), t.options().device(at::kMeta));
+    std::vector<size_t> calls;
+    fetched.fetch = [&](size_t i) {
+      calls.push_back(i);
+      return direct.tensors[i].second;
+    };
+    save_hf_checkpoint(tmp.file("fetched"), fetched);
+    EXPECT_EQ(calls, hf_checkpoint_write_order(fetched));
+    EXPECT_EQ(calls.size(), direct.tensors.size());
+    EXPECT_EQ(listing(tmp.file("direct")), listing(tmp.file("fetched")));
+    for (const auto& file : listing(tmp.file("direct")))
+      EXPECT_TRUE(read_bytes(tmp.file("direct/" + file)) == read_bytes(tmp.file("fetched/" + file))) << file;
+    // A fetched tensor whose shape differs from the description is refused, and nothing is left.
+    fetched.fetch = [&](size_t i) { return direct.tensors[i].second.reshape({-1}).narrow(0, 0, 1); };
+    EXPECT_THROW(save_hf_checkpoint(tmp.file("bad"), fetched), Error);
+    EXPECT_FALSE(fs::exists(tmp.file("bad")));
+  }
+}
+
 TEST(HfCheckpointWrite, StoresInTheRequestedFloatDtype) {
   TempDir tmp;
   HfCheckpoint ckpt = fixture_checkpoint("tied-f32");
