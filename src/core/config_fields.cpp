@@ -268,6 +268,11 @@ void DistributedConfig::describe(Schema& s) {
           "sharding across ranks: 0 = none, 1 = AdamW state (ZeRO-1), 2 = + gradients (ZeRO-2), 3 = + "
           "parameters, gathered a layer at a time (ZeRO-3 / FSDP)",
           Check::range(0, 3));
+  s.field("rollout_gather", &rollout_gather, "auto",
+          "ZeRO-3 generation: whole = gather the actor once per rollout phase (fast), layer = gather each "
+          "layer in every forward pass, the ranks in lockstep (least memory, slow); auto = whole unless "
+          "--dry-run's estimate with it exceeds the device",
+          Check::one_of({"auto", "whole", "layer"}));
   s.field("bucket_mb", &bucket_mb, 25, "gradient all-reduce bucket size in MiB", Check::at_least(1));
   s.field("overlap_grad_reduce", &overlap_grad_reduce, true,
           "all-reduce gradient buckets while the last backward pass of a step still runs");

@@ -361,6 +361,7 @@ at::Tensor CausalLMImpl::decode_hidden_states(const at::Tensor& tokens, const at
                 std::to_string(key_bias.size(0)) + ", " + std::to_string(S) + "], cache capacity " +
                 std::to_string(cache.capacity()));
   }
+  if (host_) host_->begin_pass();
   acquire_root();
   at::Tensor x = model->embed_tokens(tokens);  // (A, 1, hidden)
   ForwardTables tables = rotary_tables(positions, x.scalar_type());
@@ -394,6 +395,7 @@ at::Tensor CausalLMImpl::hidden_states(const at::Tensor& ids, const at::Tensor& 
                 " needed: allocate a larger cache");
   }
   at::Device dev = device();
+  if (host_) host_->begin_pass();
   acquire_root();
   at::Tensor x = model->embed_tokens(ids.to(dev));  // (B, T, hidden)
   if (layer_outputs) layer_outputs->push_back(x);

@@ -198,6 +198,16 @@ double MemoryEstimate::total_bytes() const {
 
 MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m, int world_size,
                                double capacity_bytes) {
+  if (c.distributed.rollout_gather == "auto" && c.distributed.zero_stage >= 3 && world_size > 1 &&
+      capacity_bytes > 0) {  // the whole gather when it fits, else the smaller of the two
+    TrainConfig whole = c, by_layer = c;
+    whole.distributed.rollout_gather = "whole";
+    by_layer.distributed.rollout_gather = "layer";
+    MemoryEstimate w = estimate_memory(whole, m, world_size, capacity_bytes);
+    if (w.total_bytes() <= capacity_bytes) return w;
+    MemoryEstimate l = estimate_memory(by_layer, m, world_size, capacity_bytes);
+    return l.total_bytes() < w.total_bytes() ? l : w;
+  }
   MemoryEstimate e;
   const Shape s = shape_of(c, world_size);
   e.world_size = s.W;
@@ -252,18 +262,27 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
   // whole for the phase. generate() concatenates q/k/v and gate/up per layer (qwen2.cpp set_fused; under
   // autocast with fp32 weights, a bf16 copy of each too), then sizes its rows from the memory free at the
   // call (after the gather) less those copies.
+  // distributed.rollout_gather=layer: every forward pass gathers a layer at a time, nothing to fuse.
   MemoryPhase rollout{"rollout", {}};
-  const double gathered = s.stage >= 3 ? actor.total * pb : 0.0;
+  e.rollout_by_layer = s.stage >= 3 && multi && c.distributed.rollout_gather == "layer";
+  const double gathered = s.stage < 3          ? 0.0
+                          : e.rollout_by_layer ? (2 * actor.layer + actor.root) * pb
+                                               : actor.total * pb;
   if (gathered > 0)
-    rollout.items.push_back({"actor weights gathered", gathered,
-                             "all " + millions(actor.total) + " params whole for the rollout (ZeRO-3)"});
+    rollout.items.push_back(
+        {"actor weights gathered", gathered,
+         e.rollout_by_layer ? "2 decoder layers and the root unit, gathered by every forward pass "
+                              "(distributed.rollout_gather=layer)"
+                            : "all " + millions(actor.total) + " params whole for the rollout (ZeRO-3)"});
   const bool copies16 = pb == 4 && s.act_bytes == 2;
-  const double fused_bytes = fused_weight_bytes(m, static_cast<int64_t>(pb), copies16);
-  rollout.items.push_back({"fused inference weights", fused_bytes,
-                           "q/k/v and gate/up concatenated per layer for generate, " +
-                               millions(static_cast<int64_t>(fused_bytes / (pb + (copies16 ? 2 : 0)))) +
-                               " params x " + bytes_per(pb) +
-                               (copies16 ? " + their bf16 copies under autocast (2 B)" : "")});
+  const double fused_bytes =
+      e.rollout_by_layer ? 0.0 : fused_weight_bytes(m, static_cast<int64_t>(pb), copies16);
+  if (fused_bytes > 0)
+    rollout.items.push_back({"fused inference weights", fused_bytes,
+                             "q/k/v and gate/up concatenated per layer for generate, " +
+                                 millions(static_cast<int64_t>(fused_bytes / (pb + (copies16 ? 2 : 0)))) +
+                                 " params x " + bytes_per(pb) +
+                                 (copies16 ? " + their bf16 copies under autocast (2 B)" : "")});
   const DecodeRowBytes row = decode_row_bytes(m, s.seq, static_cast<int64_t>(s.act_bytes));
   e.rollout_rows_total = s.rollout_rows;
   e.rollout_rows =
@@ -490,6 +509,11 @@ std::vector<std::string> memory_suggestions(const MemoryEstimate& e, const Train
       try_config(std::string(critic ? "critic" : "actor") + ".optim.offload=true", t, e.world_size);
     }
   }
+  if (e.world_size > 1 && c.distributed.zero_stage >= 3 && !e.rollout_by_layer) {
+    TrainConfig t = c;
+    t.distributed.rollout_gather = "layer";
+    try_config("distributed.rollout_gather=layer (slower generation)", t, e.world_size);
+  }
   for (int stage = static_cast<int>(c.distributed.zero_stage) + 1; stage <= 3 && e.world_size > 1; ++stage) {
     TrainConfig t = c;
     t.distributed.zero_stage = stage;
@@ -575,11 +599,12 @@ void check_fits(const MemoryEstimate& e, const TrainConfig& c, const Transformer
       (advice.empty() ? std::string("\n  (nothing in the config; use more or larger devices)") : advice));
 }
 
-void check_fits_on_device(const TrainConfig& c, const c10::Device& device, int world_size) {
-  if (!device.is_cuda()) return;
+std::optional<MemoryEstimate> check_fits_on_device(const TrainConfig& c, const c10::Device& device,
+                                                   int world_size) {
+  if (!device.is_cuda()) return std::nullopt;
   const std::filesystem::path shape = std::filesystem::path(c.model.path) / "config.json";
   std::error_code ec;
-  if (c.model.path.empty() || !std::filesystem::exists(shape, ec)) return;
+  if (c.model.path.empty() || !std::filesystem::exists(shape, ec)) return std::nullopt;
   const TransformerConfig m = load_transformer_config(shape.string());
   // The free memory no longer contains the context this process already made; the estimate counts it.
   const double capacity = available_device_bytes(device) + kCudaContextBytes;
@@ -587,6 +612,7 @@ void check_fits_on_device(const TrainConfig& c, const c10::Device& device, int w
   check_fits(e, c, m, capacity, "the free memory of " + device.str());
   logging::info("memory estimate: {} of {} per device ({} peak: {})", format_gib(e.total_bytes()),
                 format_gib(capacity), e.largest_phase().name, format_gib(e.largest_phase().bytes()));
+  return e;
 }
 
 int declared_world_size(const TrainConfig& c) { return static_cast<int>(c.hardware.gpus); }

@@ -175,6 +175,25 @@ void ParameterShards::to(const at::Device& device, bool gradients) {
   for (auto& [name, shard] : shards_) move(shard, gradients);
 }
 
+void ParameterShards::start_lockstep() { lockstep_ = free_ && world_ > 1; }
+
+void ParameterShards::begin_pass() {
+  if (lockstep_) pg_.all_reduce(1.0, ReduceOp::kSum);
+}
+
+void ParameterShards::finish_lockstep() {
+  if (!lockstep_) return;
+  lockstep_ = false;
+  const int64_t layers = units() - 1;
+  while (pg_.all_reduce(0.0, ReduceOp::kSum) > 0) {  // another rank runs a pass: gather with it
+    acquire(layers);                                 // the root, as the model acquires it first
+    for (int64_t layer = 0; layer < layers; ++layer) {
+      acquire(layer);
+      release(layer);
+    }
+  }
+}
+
 void ParameterShards::hold(int64_t unit) {
   if (!free_) return;
   for (auto it = gathers_.begin(); it != gathers_.end();) finish_gather(it++->first);

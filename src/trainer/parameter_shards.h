@@ -47,6 +47,7 @@ class ParameterShards : public ParameterHost {
   void release(int64_t unit) override;
   void gradients_ready(int64_t layer) override;
   bool frees_parameters() const override { return free_; }
+  void begin_pass() override;
 
   // This rank's shard of every parameter (flat, ceil(numel / W) elements, the parameter's dtype), named
   // like it. After finish_gradients() their .grad() hold this rank's chunk of the summed gradients.
@@ -60,6 +61,12 @@ class ParameterShards : public ParameterHost {
   void unpin();
   // Stage 3: frees every gathered unit (the root after a phase); a no-op while pinned or for stage 2.
   void release_all();
+  // Stage 3, generation with the weights gathered a layer at a time: each forward pass gathers, so every
+  // rank must run as many passes, while the ranks' prompts end after different numbers of decode steps.
+  // From start_lockstep() each pass first tells the others that it runs (an all-reduce);
+  // finish_lockstep() then runs passes of gathers alone until every rank has finished. Collective.
+  void start_lockstep();
+  void finish_lockstep();
   // Stage 3: gathers `unit` whole (nothing prefetched) and frees every other unit, for visiting the
   // model a unit at a time in any order (a checkpoint's write order). Collective; a no-op for stage 2.
   void hold(int64_t unit);
@@ -113,7 +120,7 @@ class ParameterShards : public ParameterHost {
   std::deque<Reduction> reductions_;   // started, not yet added to the shards' gradients
   ProcessGroup& pg_;
   int world_ = 1, rank_ = 0;
-  bool free_ = false, pinned_ = false;
+  bool free_ = false, pinned_ = false, lockstep_ = false;
   int64_t last_acquired_ = -1;
 };
 

@@ -15,8 +15,25 @@
 namespace tinyzero {
 
 Sampler sampler_of(TrainContext& ctx) {
-  return Sampler{*ctx.actor, *ctx.tokenizer,    *ctx.task,   ctx.config,
-                 ctx.device, ctx.bf16_autocast, ctx.eos_ids, ctx.pad_id};
+  return Sampler{*ctx.actor,        *ctx.tokenizer, *ctx.task,  ctx.config,          ctx.device,
+                 ctx.bf16_autocast, ctx.eos_ids,    ctx.pad_id, ctx.rollout_by_layer};
+}
+
+GenerationWeights::GenerationWeights(TrainContext& ctx) {
+  if (ctx.rollout_by_layer && ctx.optimizer->host()) {
+    lockstep_ = ctx.optimizer->host();
+    lockstep_->start_lockstep();
+  } else {
+    whole_.emplace(ctx.optimizer.get());
+  }
+}
+
+void GenerationWeights::finish() {
+  if (lockstep_) {
+    lockstep_->finish_lockstep();
+    lockstep_->release_all();
+  }
+  whole_.reset();
 }
 
 std::vector<int64_t> stop_token_ids(const Tokenizer& tokenizer, const TransformerConfig& model,
@@ -85,6 +102,10 @@ RolloutBatch generate_rollouts(const Sampler& s, const std::vector<Problem>& pro
   opt.seed = seed;
   opt.first_prompt = static_cast<uint64_t>(first_index);
   opt.max_active_rows = s.config.rollout.micro_batch_size;
+  if (s.layer_by_layer) {  // every pass gathers: one engine; nothing whole to fuse
+    opt.fuse_weights = false;
+    opt.row_workers = 1;
+  }
   // The rows decoding at once also fit in the memory left now (after weights, optimizer state and
   // whatever the phases before left allocated): a longer max_response_length gets fewer rows, not an
   // out-of-memory error.
@@ -136,7 +157,7 @@ StepRollouts collect_rollouts(TrainContext& ctx) {
   StepRollouts out;
   std::vector<RolloutBatch> kept;
   int64_t kept_groups = 0;
-  PinnedParameters whole(ctx.optimizer.get());  // ZeRO-3: gathered once for the whole phase
+  GenerationWeights weights(ctx);  // ZeRO-3: gathered once for the phase, or a layer at a time
   while (kept_groups < want_groups) {
     std::vector<Problem> batch;
     const std::vector<int64_t> picks = ctx.cursor->next(c.data.train_batch_size);
@@ -171,6 +192,7 @@ StepRollouts collect_rollouts(TrainContext& ctx) {
     if (!rows.empty()) kept.push_back(select_rows(r, rows));
     if (c.algorithm.max_num_gen_batches > 0 && out.rounds >= c.algorithm.max_num_gen_batches) break;
   }
+  weights.finish();
   out.empty = kept.empty();
   if (!out.empty) out.batch = concat_rollouts(kept, ctx.pad_id);
   return out;

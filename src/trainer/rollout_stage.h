@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "tinyzero/model/qwen2.h"
 #include "tinyzero/tasks/task.h"
 #include "tinyzero/tokenizer/tokenizer.h"
+#include "trainer/data_parallel.h"
 #include "trainer/rollout_batch.h"
 
 namespace tinyzero {
@@ -28,8 +30,23 @@ struct Sampler {
   bool bf16_autocast;
   const std::vector<int64_t>& eos_ids;
   int64_t pad_id;
+  bool layer_by_layer = false;  // ZeRO-3 weights gathered per layer: one engine, no fused copies
 };
 Sampler sampler_of(TrainContext& ctx);
+
+// The actor's weights for a generation phase (rollouts, validation), on every rank: under ZeRO-3
+// gathered whole once for the phase, or, with ctx.rollout_by_layer (distributed.rollout_gather), a
+// layer at a time by every forward pass, the ranks in lockstep. finish() ends the phase: a rank that is
+// done keeps gathering with the others until all are (collective; every rank calls it).
+class GenerationWeights {
+ public:
+  explicit GenerationWeights(TrainContext& ctx);
+  void finish();
+
+ private:
+  ParameterShards* lockstep_ = nullptr;
+  std::optional<PinnedParameters> whole_;
+};
 
 // The stop tokens of a model: the tokenizer's EOS and config.json's eos_token_id(s). Throws ConfigError
 // when neither names one.

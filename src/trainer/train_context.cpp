@@ -176,7 +176,16 @@ std::unique_ptr<TrainContext> make_train_context(const TrainConfig& config) {
   s.pg = init_process_group(s.env, c.distributed.backend, s.device, c.distributed.timeout_s);
   s.dtype = parse_dtype(c.model.dtype);
   s.bf16_autocast = pick_autocast(c, s.device);
-  check_fits_on_device(c, s.device, static_cast<int>(s.env.world_size));  // before any model is loaded
+  // Before any model is loaded; it also says whether ZeRO-3 generation must gather a layer at a time.
+  const std::optional<MemoryEstimate> fit =
+      check_fits_on_device(c, s.device, static_cast<int>(s.env.world_size));
+  s.rollout_by_layer = c.distributed.zero_stage == 3 && s.env.world_size > 1 &&
+                       (c.distributed.rollout_gather == "layer" || (fit && fit->rollout_by_layer));
+  if (s.rollout_by_layer)
+    logging::info(
+        "ZeRO-3 generation gathers the actor a layer at a time in every forward pass "
+        "(distributed.rollout_gather={}): least memory, slower rollouts",
+        c.distributed.rollout_gather);
   torch::manual_seed(c.trainer.seed);
 
   s.tokenizer_dir = c.model.tokenizer_path.empty() ? c.model.path : c.model.tokenizer_path;

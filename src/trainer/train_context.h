@@ -32,7 +32,8 @@ struct TrainContext {
   Algorithm algorithm = Algorithm::kGrpo;
   at::Device device{at::kCPU};
   at::ScalarType dtype = at::kFloat;
-  bool bf16_autocast = false;  // model.autocast_bf16 resolved for this device
+  bool bf16_autocast = false;     // model.autocast_bf16 resolved for this device
+  bool rollout_by_layer = false;  // distributed.rollout_gather resolved: ZeRO-3 generation per layer
   // Data.
   std::string tokenizer_dir;
   std::unique_ptr<Tokenizer> tokenizer;

@@ -34,7 +34,7 @@ Metrics validate(TrainContext& ctx) {
   const auto [share_begin, share_end] = ctx.my_share(static_cast<int64_t>(ctx.problems.val.size()));
   ProgressBar bar("validation", share_end - share_begin, c.logging.progress && ctx.pg->is_main());
   const Sampler sampler = sampler_of(ctx);
-  PinnedParameters whole(ctx.optimizer.get());  // ZeRO-3: gathered once (every rank, even one with no share)
+  GenerationWeights weights(ctx);  // every rank, even one with no share (collective)
   for (size_t start = static_cast<size_t>(share_begin); start < static_cast<size_t>(share_end);
        start += batch) {
     const std::vector<Problem> chunk(
@@ -59,6 +59,7 @@ Metrics validate(TrainContext& ctx) {
                        "\n";
     }
   }
+  weights.finish();
   if (!c.trainer.validation_data_dir.empty()) {
     const fs::path dir(c.trainer.validation_data_dir);
     std::error_code ec;

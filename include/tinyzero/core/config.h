@@ -175,6 +175,7 @@ struct DistributedConfig {
   std::string backend;  // auto | gloo | nccl
   double timeout_s;
   int64_t zero_stage, bucket_mb;
+  std::string rollout_gather;  // auto | whole | layer (ZeRO-3 generation)
   bool overlap_grad_reduce;
   DistributedConfig() { apply_section_defaults(this); }
   void describe(Schema& s);

@@ -111,6 +111,8 @@ class ParameterHost {
   virtual void gradients_ready(int64_t layer) = 0;
   // Parameters are freed between uses: a forward with gradients then re-runs each layer in backward.
   virtual bool frees_parameters() const = 0;
+  // A pass over the decoder layers (hidden_states, decode_hidden_states) starts.
+  virtual void begin_pass() {}
 };
 
 class CausalLMImpl : public torch::nn::Module {

@@ -5,6 +5,7 @@
 #include <c10/core/Device.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct MemoryEstimate {
   int64_t rollout_rows = 0;          // rows decoding at once on a device
   int64_t rollout_rows_total = 0;    // rows a device generates per step (train_batch_size x n / ranks)
   double checkpoint_disk_bytes = 0;  // one checkpoint's files: weights, AdamW state (critic's too)
+  // ZeRO-3 generation gathers a layer at a time (distributed.rollout_gather: layer, or auto when the
+  // whole gather does not fit capacity_bytes), not the whole actor once per phase.
+  bool rollout_by_layer = false;
   // Items resident for the whole run (weights or their shards, gradients, optimizer state, reference,
   // critic).
   std::vector<MemoryItem> resident;
@@ -76,8 +80,10 @@ void check_fits(const MemoryEstimate& estimate, const TrainConfig& config, const
 // The trainer's start-up check, before any model is loaded: on a CUDA `device`, estimates the run (the
 // shape from model.path's config.json) against the memory the device has free now (cudaMemGetInfo; the
 // CUDA context already allocated is added back, since the estimate counts it) and calls check_fits.
-// Does nothing on the CPU or when model.path has no config.json (loading the model reports that).
-void check_fits_on_device(const TrainConfig& config, const c10::Device& device, int world_size);
+// Does nothing on the CPU or when model.path has no config.json (loading the model reports that):
+// returns the estimate it checked, if any.
+std::optional<MemoryEstimate> check_fits_on_device(const TrainConfig& config, const c10::Device& device,
+                                                   int world_size);
 
 // The device a config declares (hardware.gpus x hardware.gpu_memory_gb); 0 = not declared.
 int declared_world_size(const TrainConfig& config);

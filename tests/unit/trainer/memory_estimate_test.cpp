@@ -446,6 +446,36 @@ TEST(MemoryEstimate, CriticOffloadKeepsItOffTheDeviceOutsideItsPhases) {
   EXPECT_TRUE(suggests(on_device, c, m, "critic.offload=true"));
 }
 
+TEST(MemoryEstimate, ZeroThreeGenerationByLayerWhenTheWholeGatherDoesNotFit) {
+  // The 3B shape, where the whole actor gathered for the rollout is the largest phase.
+  const TransformerConfig m =
+      load_transformer_config(std::string(TZ_SOURCE_DIR) + "/configs/models/qwen2.5-3b.json");
+  TrainConfig c = small_run();
+  c.trainer.device = "cuda";
+  c.model.dtype = "bfloat16";
+  c.distributed.zero_stage = 3;
+  const double p = static_cast<double>(m.num_parameters());
+  c.distributed.rollout_gather = "whole";
+  const MemoryEstimate whole = estimate_memory(c, m, 2);
+  c.distributed.rollout_gather = "layer";
+  const MemoryEstimate by_layer = estimate_memory(c, m, 2);
+  EXPECT_FALSE(whole.rollout_by_layer);
+  EXPECT_TRUE(by_layer.rollout_by_layer);
+  EXPECT_EQ(phase_item(whole, "rollout", "actor weights gathered"), 2 * p);
+  EXPECT_LT(phase_item(by_layer, "rollout", "actor weights gathered"), 0.2 * 2 * p);
+  EXPECT_GT(phase_item(whole, "rollout", "fused inference weights"), 0);
+  EXPECT_EQ(phase_item(by_layer, "rollout", "fused inference weights"), -1);  // nothing whole to fuse
+  ASSERT_LT(by_layer.total_bytes(), whole.total_bytes());
+  // auto: whole where it fits the device, by layer where only that does; suggested then.
+  c.distributed.rollout_gather = "auto";
+  EXPECT_FALSE(estimate_memory(c, m, 2, 2 * whole.total_bytes()).rollout_by_layer);
+  const double between = (whole.total_bytes() + by_layer.total_bytes()) / 2;
+  EXPECT_TRUE(estimate_memory(c, m, 2, between).rollout_by_layer);
+  EXPECT_FALSE(estimate_memory(c, m, 2).rollout_by_layer);  // capacity unknown: whole
+  c.distributed.rollout_gather = "whole";
+  EXPECT_TRUE(suggests(estimate_memory(c, m, 2, between), c, m, "distributed.rollout_gather=layer"));
+}
+
 TEST(MemoryEstimate, StatesTheCheckpointSizeOnDisk) {
   // bf16 weights (2 B) + fp32 moments (8 B) + fp32 master (4 B) per parameter; PPO adds the critic's.
   TransformerConfig m = tiny_model();
