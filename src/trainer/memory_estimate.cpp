@@ -251,7 +251,8 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
   // 256 MiB (src/dist/process_group.cpp, kMaxPooledBytes): the start's weight broadcast, and with stages
   // 0/1 the gradient all-reduce's buckets too. CUDA's caching allocator does this itself.
   if (multi && !s.cuda) {
-    const double weights = (actor.total + critic.total) * pb;
+    // The critic's collectives reuse the actor's buffers (the same bucket sizes): the larger model counts.
+    const double weights = std::max(actor.total, critic.total) * pb;
     e.resident.push_back(
         {"collective buffer pool", std::min(256.0 * (1 << 20), weights * (s.stage < 2 ? 2 : 1)),
          std::string("flat buffers of the weight broadcast") +

@@ -1,4 +1,5 @@
-// The memory estimate of --dry-run against what the trainer really allocates: GRPO steps of the small
+// The memory estimate of --dry-run against what the trainer really allocates: GRPO (and PPO, its critic's
+// values pass and update included) steps of the small
 // test model (24M parameters) on the CPU, whose metrics give each phase's peak of LibTorch's allocated
 // bytes (memory/peak_gib/*, c10's allocation reports). On 1 rank, and on 2 Gloo ranks with ZeRO-0 and
 // ZeRO-3, the estimate of the run's peak and of each phase (rollout, log-prob passes, actor update, and
@@ -40,28 +41,30 @@ class MemoryMeasured : public ::testing::Test {
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
 
-  static std::vector<std::string> overrides(const std::string& run, int stage) {
-    return {"model.path=" + dir_ + "/small",
-            "trainer.run_dir=" + dir_ + "/" + run,
-            "data.train_batch_size=8",
-            "actor.ppo_mini_batch_size=8",
-            "actor.ppo_micro_batch_size=8",
-            "data.max_prompt_length=34",
-            "trainer.total_steps=3",
-            "trainer.test_freq=0",
-            "trainer.save_freq=0",
-            "trainer.val_before_train=false",
-            "logging.tensorboard=false",
-            "logging.sample_freq=0",
-            "trainer.threads=1",
-            "distributed.zero_stage=" + std::to_string(stage)};
+  static std::vector<std::string> overrides(const std::string& run, int stage, bool ppo) {
+    std::vector<std::string> out = {"model.path=" + dir_ + "/small",
+                                    "trainer.run_dir=" + dir_ + "/" + run,
+                                    "data.train_batch_size=8",
+                                    "actor.ppo_mini_batch_size=8",
+                                    "actor.ppo_micro_batch_size=8",
+                                    "data.max_prompt_length=34",
+                                    "trainer.total_steps=3",
+                                    "trainer.test_freq=0",
+                                    "trainer.save_freq=0",
+                                    "trainer.val_before_train=false",
+                                    "logging.tensorboard=false",
+                                    "logging.sample_freq=0",
+                                    "trainer.threads=1",
+                                    "distributed.zero_stage=" + std::to_string(stage)};
+    if (ppo) out.insert(out.end(), {"algorithm.name=ppo", "critic.ppo_micro_batch_size=8"});
+    return out;
   }
 
   // Runs 3 steps on `ranks` ranks and compares the last step's phase peaks with the estimate.
-  static void check(int ranks, int stage) {
-    const std::string run = "r" + std::to_string(ranks) + "_z" + std::to_string(stage);
+  static void check(int ranks, int stage, bool ppo = false) {
+    const std::string run = "r" + std::to_string(ranks) + "_z" + std::to_string(stage) + (ppo ? "_ppo" : "");
     std::string args = "--config " + shell_quote(kSource + "/configs/smoke.yaml");
-    for (const auto& o : overrides(run, stage)) args += " " + shell_quote(o);
+    for (const auto& o : overrides(run, stage, ppo)) args += " " + shell_quote(o);
     auto r = ranks == 1 ? tinyzero::testing::run_cli(args) : tinyzero::testing::launch_local(ranks, args);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const auto metrics = tinyzero::testing::read_metrics(dir_ + "/" + run);
@@ -74,17 +77,21 @@ class MemoryMeasured : public ::testing::Test {
     };
 
     const tinyzero::TrainConfig config =
-        tinyzero::load_config(kSource + "/configs/smoke.yaml", overrides(run, stage)).config;
+        tinyzero::load_config(kSource + "/configs/smoke.yaml", overrides(run, stage, ppo)).config;
     const tinyzero::TransformerConfig model = tinyzero::load_transformer_config(dir_ + "/small");
     const tinyzero::MemoryEstimate e = tinyzero::estimate_memory(config, model, ranks);
     std::map<std::string, double> estimated;  // resident + each phase
     for (const auto& phase : e.phases) estimated[phase.name] = e.resident_bytes() + phase.bytes();
 
-    const std::map<std::string, double> pairs = {
+    std::map<std::string, double> pairs = {
         {"rollout", measured("gen")},
         {"log-prob passes", std::max(measured("old_log_prob"), measured("ref"))},
         {"actor update", measured("update_actor")},
     };
+    if (ppo) {  // the critic's values pass is one of the log-prob passes; its update a phase of its own
+      pairs["log-prob passes"] = std::max(pairs["log-prob passes"], measured("values"));
+      pairs["critic update"] = measured("update_critic");
+    }
     // The checkpoint after the last step (rank 0 writes the weights) logs its own peak.
     std::map<std::string, double> pairs_with_checkpoint = pairs;
     std::smatch found;
@@ -112,5 +119,6 @@ class MemoryMeasured : public ::testing::Test {
 TEST_F(MemoryMeasured, OneRankIsWithin15Percent) { check(1, 0); }
 TEST_F(MemoryMeasured, TwoRanksZeroStage0IsWithin15Percent) { check(2, 0); }
 TEST_F(MemoryMeasured, TwoRanksZeroStage3IsWithin15Percent) { check(2, 3); }
+TEST_F(MemoryMeasured, PpoWithItsCriticOnTwoRanksZeroStage3IsWithin15Percent) { check(2, 3, true); }
 
 }  // namespace
