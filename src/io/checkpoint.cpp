@@ -147,18 +147,13 @@ const std::vector<std::string>& hf_tokenizer_files() {
 
 namespace {
 
-uint64_t stored_bytes(const at::Tensor& t, c10::ScalarType float_dtype) {
-  return static_cast<uint64_t>(t.numel()) *
-         safetensors_dtype_size(safetensors_dtype_name(safetensors_stored_dtype(t, float_dtype)));
-}
-
 // The weight files' contents (indices into ckpt.tensors), planned from sizes alone (nothing is copied
 // yet), as transformers does: a new file starts when the next tensor would overflow a non-empty one.
 std::vector<std::vector<size_t>> plan_weight_files(const HfCheckpoint& ckpt) {
   std::vector<std::vector<size_t>> files(1);
   uint64_t file_bytes = 0;
   for (size_t i = 0; i < ckpt.tensors.size(); ++i) {
-    const uint64_t nbytes = stored_bytes(ckpt.tensors[i].second, ckpt.float_dtype);
+    const uint64_t nbytes = safetensors_stored_bytes(ckpt.tensors[i].second, ckpt.float_dtype);
     if (!files.back().empty() && file_bytes + nbytes > static_cast<uint64_t>(ckpt.max_shard_bytes)) {
       files.emplace_back();
       file_bytes = 0;
@@ -199,7 +194,7 @@ void write_checkpoint_files(const fs::path& out, const HfCheckpoint& ckpt) {
       const std::string name = shard_name(f, files.size());
       for (size_t i : files[f]) {
         weight_map[ckpt.tensors[i].first] = name;
-        total_bytes += stored_bytes(ckpt.tensors[i].second, ckpt.float_dtype);
+        total_bytes += safetensors_stored_bytes(ckpt.tensors[i].second, ckpt.float_dtype);
       }
       save_file(name, files[f]);
     }

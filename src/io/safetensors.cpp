@@ -342,6 +342,11 @@ c10::ScalarType safetensors_stored_dtype(const at::Tensor& tensor, c10::ScalarTy
   return tensor.scalar_type();
 }
 
+uint64_t safetensors_stored_bytes(const at::Tensor& tensor, c10::ScalarType float_dtype) {
+  return static_cast<uint64_t>(tensor.numel()) *
+         safetensors_dtype_size(safetensors_dtype_name(safetensors_stored_dtype(tensor, float_dtype)));
+}
+
 std::vector<size_t> safetensors_write_order(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                                             c10::ScalarType float_dtype) {
   std::vector<size_t> order(tensors.size());
@@ -366,7 +371,6 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   struct Item {
     size_t index;
     c10::ScalarType type;  // as stored
-    std::string dtype;
     uint64_t nbytes;
   };
   std::unordered_set<std::string> names;
@@ -378,10 +382,8 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   std::vector<Item> items;
   items.reserve(tensors.size());
   for (size_t i : safetensors_write_order(tensors, float_dtype)) {
-    const c10::ScalarType type = safetensors_stored_dtype(tensors[i].second, float_dtype);
-    Item item{i, type, safetensors_dtype_name(type), 0};
-    item.nbytes = static_cast<uint64_t>(tensors[i].second.numel()) * safetensors_dtype_size(item.dtype);
-    items.push_back(std::move(item));
+    items.push_back({i, safetensors_stored_dtype(tensors[i].second, float_dtype),
+                     safetensors_stored_bytes(tensors[i].second, float_dtype)});
   }
 
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
@@ -391,7 +393,7 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   header[kMetadataKey] = meta;
   uint64_t offset = 0;
   for (const auto& item : items) {
-    header[tensors[item.index].first] = {{"dtype", item.dtype},
+    header[tensors[item.index].first] = {{"dtype", safetensors_dtype_name(item.type)},
                                          {"shape", tensors[item.index].second.sizes().vec()},
                                          {"data_offsets", {offset, offset + item.nbytes}}};
     offset += item.nbytes;

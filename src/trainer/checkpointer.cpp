@@ -142,6 +142,17 @@ void prune_checkpoints(const TrainConfig& c) {
   }
 }
 
+// Runs `part` unless `error` already holds this rank's failure, and records its failure there: every
+// rank goes on to the next agreement point, where the failure is shared instead of leaving peers waiting.
+void attempt(std::string& error, const std::function<void()>& part) {
+  if (!error.empty()) return;
+  try {
+    part();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+}
+
 // Rank 0 (`write`) writes a model's weights as a Hugging Face directory, a tensor at a time, unless
 // `error` already says why not (then, or when the write fails, `error` says so). Under ZeRO-3 every rank
 // gathers the weights with it a unit at a time, in the order they are written (the write's collectives),
@@ -150,12 +161,7 @@ void prune_checkpoints(const TrainConfig& c) {
 void write_weights(HfCheckpoint ckpt, DataParallelOptimizer& optimizer, bool write, const std::string& dir,
                    std::string& error) {
   auto save = [&] {
-    if (!write || !error.empty()) return;
-    try {
-      save_hf_checkpoint(dir, ckpt);
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
+    if (write) attempt(error, [&] { save_hf_checkpoint(dir, ckpt); });
   };
   ParameterShards* shards = optimizer.host();
   if (shards == nullptr || !shards->frees_parameters()) return save();  // whole on every rank
@@ -206,14 +212,6 @@ std::string save_checkpoint(TrainContext& s) {
   const fs::path staging = root / ("." + checkpoint_name(s.step) + ".staging");
   const std::string failed = "checkpoint " + final_dir.string() + " was not written: ";
   std::string error;  // what went wrong on this rank; the others must hear of it, not hang
-  auto attempt = [&](const std::function<void()>& part) {
-    if (!error.empty()) return;
-    try {
-      part();
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-  };
   // Every rank learns rank 0's outcome of a part; on a failure every rank throws, and nothing is left.
   auto agree = [&](const std::string& part) {
     const std::string outcome = s.pg->wait_for_main(tag + "/" + part, timeout_s, error);
@@ -225,7 +223,7 @@ std::string save_checkpoint(TrainContext& s) {
                   "has room)");
   };
   if (main)
-    attempt([&] {
+    attempt(error, [&] {
       fs::create_directories(root);
       fs::remove_all(staging);
     });
@@ -250,8 +248,8 @@ std::string save_checkpoint(TrainContext& s) {
     write_state_file(staging.string(), stem, optimizer.sharded() ? s.pg->rank() : 0,
                      optimizer.state_writers(), optimizer.state_pieces());
   };
-  attempt([&] { write_state(*s.optimizer, "optimizer"); });
-  if (s.critic) attempt([&] { write_state(*s.critic_optimizer, "critic_optimizer"); });
+  attempt(error, [&] { write_state(*s.optimizer, "optimizer"); });
+  if (s.critic) attempt(error, [&] { write_state(*s.critic_optimizer, "critic_optimizer"); });
 
   // Rank 0 waits for every rank's part, then completes the checkpoint; the others wait for that.
   const std::vector<std::string> reports = s.pg->report_to_main(tag + "/parts", error, timeout_s);
@@ -259,7 +257,7 @@ std::string save_checkpoint(TrainContext& s) {
     if (!reports[r].empty()) error = "rank " + std::to_string(r) + ": " + reports[r];
   // The trainer state is written last: it marks the checkpoint complete.
   if (main)
-    attempt([&] {
+    attempt(error, [&] {
       write_file_atomic((staging / "trainer_config.yaml").string(), dump_config(c));
       write_file_atomic((staging / "trainer_state.json").string(), trainer_state(s).dump(2) + "\n");
       fs::remove_all(final_dir);

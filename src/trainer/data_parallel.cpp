@@ -168,17 +168,10 @@ void DataParallelOptimizer::release_gathered() {
 }
 
 void DataParallelOptimizer::move_to(const at::Device& device, bool with_state) {
-  if (shards_) {
+  if (shards_)
     shards_->to(device, with_state);
-  } else {
-    torch::NoGradGuard no_grad;
-    for (auto& [name, param] : params_) {
-      at::Tensor p = param;  // a handle to the same parameter
-      if (p.device() != device) p.set_data(p.data().to(device));
-      if (with_state && p.grad().defined() && p.grad().device() != device)
-        p.mutable_grad() = p.grad().to(device);
-    }
-  }
+  else
+    move_parameters(params_, device, with_state);
   if (with_state && host_shards_.empty()) adam_->state_to(device);
 }
 

@@ -34,6 +34,17 @@ void zero_grads(const std::vector<std::pair<std::string, at::Tensor>>& params) {
 
 void AdamW::zero_grad() { zero_grads(params_); }
 
+void move_parameters(const std::vector<std::pair<std::string, at::Tensor>>& params, const at::Device& device,
+                     bool gradients) {
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, param] : params) {
+    at::Tensor p = param;  // a handle to the same parameter
+    if (p.device() != device) p.set_data(p.data().to(device));
+    if (gradients && p.grad().defined() && p.grad().device() != device)
+      p.mutable_grad() = p.grad().to(device);
+  }
+}
+
 void AdamW::step(double lr) {
   torch::NoGradGuard no_grad;
   ++step_;

@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "tinyzero/core/errors.h"
+#include "tinyzero/trainer/optimizer.h"
 
 namespace tinyzero {
 
@@ -165,14 +166,8 @@ void ParameterShards::to(const at::Device& device, bool gradients) {
   if (!reductions_.empty())
     throw Error("cannot move sharded parameters to " + device.str() + " while gradients are being reduced");
   if (free_) free_whole_units();
-  torch::NoGradGuard no_grad;
-  auto move = [&](at::Tensor t, bool with_grad) {
-    if (t.device() != device) t.set_data(t.data().to(device));
-    if (with_grad && t.grad().defined() && t.grad().device() != device)
-      t.mutable_grad() = t.grad().to(device);
-  };
-  for (auto& [name, p] : params_) move(p, false);
-  for (auto& [name, shard] : shards_) move(shard, gradients);
+  move_parameters(params_, device, /*gradients=*/false);
+  move_parameters(shards_, device, gradients);
 }
 
 void ParameterShards::start_lockstep() { lockstep_ = free_ && world_ > 1; }

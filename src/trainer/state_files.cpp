@@ -19,12 +19,6 @@ namespace {
 
 constexpr const char* kFormat = "tinyzero-adamw-shard";
 
-int64_t numel_of(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
 std::string shape_text(const std::vector<int64_t>& shape) { return nlohmann::json(shape).dump(); }
 
 }  // namespace
@@ -39,7 +33,7 @@ void write_state_file(const std::string& dir, const std::string& stem, int index
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   tensors.reserve(pieces.size());
   for (const auto& piece : pieces) {
-    if (piece.offset < 0 || piece.offset + piece.values.numel() > numel_of(piece.shape))
+    if (piece.offset < 0 || piece.offset + piece.values.numel() > c10::multiply_integers(piece.shape))
       throw Error("state piece " + piece.name + " [" + std::to_string(piece.offset) + ", +" +
                   std::to_string(piece.values.numel()) + ") lies outside its tensor of shape " +
                   shape_text(piece.shape));
@@ -106,7 +100,7 @@ StateFiles StateFiles::open(const std::string& dir, const std::string& stem) {
       }
     }
     for (const auto& entry : file.entries()) {
-      Piece piece{k, 0, numel_of(entry.shape), entry.name};
+      Piece piece{k, 0, c10::multiply_integers(entry.shape)};
       std::vector<int64_t> shape = entry.shape;
       if (sharded) {
         if (!layout.contains(entry.name) || entry.shape.size() != 1)
@@ -121,7 +115,7 @@ StateFiles StateFiles::open(const std::string& dir, const std::string& stem) {
       Tensor& t = out.tensors_[entry.name];
       if (t.pieces.empty()) {
         t.shape = shape;
-        t.numel = numel_of(shape);
+        t.numel = c10::multiply_integers(shape);
       } else if (t.shape != shape) {
         throw IoError(out.where_ + ": " + entry.name + " has shape " + shape_text(t.shape) +
                       " in one file and " + shape_text(shape) + " in " + paths[k]);
@@ -162,7 +156,7 @@ at::Tensor StateFiles::read(const std::string& name, int64_t begin, int64_t end)
   if (begin < 0 || begin > end || end > t.numel)
     throw Error("elements [" + std::to_string(begin) + ", " + std::to_string(end) + ") of " + name + " (" +
                 std::to_string(t.numel) + " elements) asked of " + where_);
-  auto flat = [&](const Piece& piece) { return files_[piece.file].tensor(piece.stored).reshape({-1}); };
+  auto flat = [&](const Piece& piece) { return files_[piece.file].tensor(name).reshape({-1}); };
   at::Tensor out;
   for (const auto& piece : t.pieces) {
     const int64_t from = std::max(begin, piece.offset), to = std::min(end, piece.offset + piece.numel);

@@ -59,8 +59,7 @@ class StateFiles {
  private:
   struct Piece {
     size_t file;
-    int64_t offset, numel;
-    std::string stored;  // the tensor's name in its file
+    int64_t offset, numel;  // stored in its file under the whole tensor's name
   };
   struct Tensor {
     std::vector<int64_t> shape;

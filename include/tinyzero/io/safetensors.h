@@ -37,6 +37,8 @@ std::string safetensors_dtype_name(c10::ScalarType dtype);
 // The dtype save_safetensors stores `tensor` in: `float_dtype` for a floating-point tensor when it is
 // not Undefined, else the tensor's own.
 c10::ScalarType safetensors_stored_dtype(const at::Tensor& tensor, c10::ScalarType float_dtype);
+// The bytes save_safetensors stores for `tensor` (its elements in safetensors_stored_dtype).
+uint64_t safetensors_stored_bytes(const at::Tensor& tensor, c10::ScalarType float_dtype);
 
 // A safetensors file opened read-only and memory-mapped (copy-on-write: writing into a returned tensor
 // never touches the file). Copies are cheap and share the mapping; the mapping lives as long as the

@@ -53,6 +53,11 @@ double learning_rate_at(const OptimConfig& config, int64_t step, int64_t total_s
 // Zeroes the gradients of `params` (detached from any graph); parameters without one are left alone.
 void zero_grads(const std::vector<std::pair<std::string, at::Tensor>>& params);
 
+// Moves each of `params` to `device` in place (the same tensors, as Module::to does), and with
+// `gradients` their gradients too (offloading a model while it is idle).
+void move_parameters(const std::vector<std::pair<std::string, at::Tensor>>& params, const at::Device& device,
+                     bool gradients);
+
 // Global L2 norm of the gradients of `params` (fp32 accumulation); a 0-dim tensor (may be inf/NaN).
 at::Tensor global_grad_norm(const std::vector<std::pair<std::string, at::Tensor>>& params);
 // Scales gradients so their global norm is at most max_norm (no-op when max_norm <= 0 or norm is
