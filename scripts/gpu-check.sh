@@ -27,7 +27,9 @@
 #              resume from it for one more step;
 #           d. tinyzero-train bench (decode, log-prob pass, training) of the Qwen2.5-0.5B shape with random
 #              weights, bf16 autocast on CUDA, each phase as a fraction of the bf16 matmul peak that bench
-#              measures on the GPU; its JSON goes next to the log;
+#              measures on the GPU, and decode of the 0.5B and 1.5B shapes at batch 64 and 256 with and
+#              without CUDA graphs, as a fraction of the memory roofline (the bytes a step must read at the
+#              copy bandwidth bench measures); the JSONs go next to the log;
 #           e. the peer bench on the GPU (bench/peers/run.py): the same phases with HF transformers (the
 #              machine's python3 has it) against tinyzero-train bench, on the same random 0.5B weights
 #              (an HF directory made by init), 2 alternating rounds; the ratios and JSON go next to the log.
@@ -353,11 +355,15 @@ step_resume() {
 step_bench() {
   # shellcheck disable=SC2086
   "$GC_BIN" bench decode logprob train $GC_BENCH_ARGS --json "$GC_BENCH_JSON"
-  "$GC_PY" - "$GC_BENCH_JSON" "$GC_DEVICE" <<'PY'
+  # shellcheck disable=SC2086
+  "$GC_BIN" bench decode $GC_BENCH_DECODE_ARGS --json "${GC_BENCH_JSON%.json}-decode.json"
+  "$GC_PY" - "$GC_BENCH_JSON" "$GC_DEVICE" "${GC_BENCH_JSON%.json}-decode.json" <<'PY'
 import json, sys
-path, device = sys.argv[1], sys.argv[2]
+path, device, decode_path = sys.argv[1], sys.argv[2], sys.argv[3]
 with open(path) as f:
     b = json.load(f)
+with open(decode_path) as f:
+    d = json.load(f)
 peak = b.get("matmul_gflops_bf16", 0)
 print(f"bench on {b.get('device')}: {b.get('model')}, {b.get('parameters', 0) / 1e6:.0f}M parameters, "
       f"measured matmul peak bf16 {peak:.0f} GFLOP/s, fp32 {b.get('matmul_gflops_fp32', 0):.0f} GFLOP/s "
@@ -375,7 +381,9 @@ for r in b.get("results", []):
     if r["phase"] == "decode":
         extra = (f", decode {r.get('decode_tokens_per_s', 0):.0f} tokens/s,"
                  f" {r.get('ms_per_step', 0):.2f} ms/step,"
-                 f" decode MFU {100 * r.get('decode_fraction_of_matmul_peak', 0):.2f}%")
+                 f" decode MFU {100 * r.get('decode_fraction_of_matmul_peak', 0):.2f}%,"
+                 f" {100 * r.get('fraction_of_roofline', 0):.1f}% of the memory roofline,"
+                 f" graphs {'on' if r.get('cuda_graphs') else 'off'} ({r.get('graphs_captured', 0)} captured)")
     print(f"  {r['phase']:8} {r.get('precision', ''):14} batch {r.get('batch')}: "
           f"{r.get('seconds', 0):.3f} s, "
           f"{r.get('tokens_per_s', 0):.0f} tokens/s, {r.get('gflops', 0):.0f} GFLOP/s = "
@@ -387,6 +395,19 @@ for r in b.get("results", []):
 for phase in ("decode", "logprob", "train"):
     if phase not in seen:
         problems.append(f"no {phase} result")
+# Decode against the memory roofline (goal: >= 50% at batch 64 with graphs), both shapes.
+print(f"decode roofline: copy bandwidth {b.get('copy_gbps', 0):.0f} / {d.get('copy_gbps', 0):.0f} GB/s")
+for src in (b, d):
+    for r in src.get("results", []):
+        if r["phase"] != "decode":
+            continue
+        print(f"  {src.get('model')}: B={r['batch']} graphs {'on ' if r.get('cuda_graphs') else 'off'}"
+              f" {r.get('ms_per_step', 0):7.2f} ms/step (roofline {r.get('roofline_ms_per_step', 0):.2f} ms,"
+              f" {r.get('bytes_per_step', 0) / 2**30:.2f} GiB/step) ="
+              f" {100 * r.get('fraction_of_roofline', 0):5.1f}% of the roofline,"
+              f" {r.get('decode_tokens_per_s', 0):.0f} tokens/s")
+        if device == "cuda" and r.get("cuda_graphs") and not r.get("graphs_captured"):
+            problems.append(f"decode B={r['batch']} of {src.get('model')}: graphs asked for, none captured")
 if problems:
     sys.exit("; ".join(problems))
 PY
@@ -462,8 +483,10 @@ run_checks() {
   GC_SMOKE_OVERRIDES+=" algorithm.name=ppo distributed.zero_stage=1 critic.offload=true reference.offload=true"
   if [ "$GC_DEVICE" = cuda ]; then
     GC_BENCH_ARGS="--model-config configs/models/qwen2.5-0.5b.json --device cuda --precision bf16"
-    GC_BENCH_ARGS+=" --batch 64,256 --prompt-len 64 --new-tokens 128"
+    GC_BENCH_ARGS+=" --batch 64,256 --prompt-len 64 --new-tokens 128 --graphs on,off"
     GC_BENCH_ARGS+=" --train-batch 16 --seq-len 512 --train-reps 3"
+    GC_BENCH_DECODE_ARGS="--model-config configs/models/qwen2.5-1.5b.json --device cuda --precision bf16"
+    GC_BENCH_DECODE_ARGS+=" --batch 64,256 --prompt-len 64 --new-tokens 128 --graphs on,off"
     GC_PEERS_ARGS="--device cuda --precision bf16 --shapes qwen2.5-0.5b --rounds 2 --batch 64,256"
     GC_PEERS_ARGS+=" --prompt-len 64 --new-tokens 128 --train-batch 16 --seq-len 512 --reps 1 --train-reps 3"
     GC_PEERS_ARGS+=" --max-wait 15 --retry-contended 0"  # the CPU-quiet guard is for the 2-core bench machine
@@ -471,12 +494,14 @@ run_checks() {
     GC_BENCH_ARGS="--model-config configs/models/tiny.json --device cpu --precision bf16"
     GC_BENCH_ARGS+=" --matmul-sizes 256,512 --batch 4 --prompt-len 16 --new-tokens 16"
     GC_BENCH_ARGS+=" --train-batch 2 --seq-len 64 --train-reps 1"
+    GC_BENCH_DECODE_ARGS="--model-config configs/models/tiny.json --device cpu --precision bf16"
+    GC_BENCH_DECODE_ARGS+=" --matmul-sizes 256 --batch 4 --prompt-len 16 --new-tokens 16 --graphs on,off"
     GC_PEERS_ARGS="--device cpu --precision bf16 --shapes tiny --rounds 1 --batch 4 --prompt-len 16"
     GC_PEERS_ARGS+=" --new-tokens 16 --train-batch 2 --seq-len 64 --reps 1 --train-reps 1"
     GC_PEERS_ARGS+=" --max-wait 15 --retry-contended 0"
   fi
   export GC_DEVICE GC_PY GC_STEPS GC_PAYLOAD GC_BIN GC_BENCH_JSON GC_TORCH_SITE GC_WORK GC_SMOKE_OVERRIDES
-  export GC_BENCH_ARGS GC_PEERS_ARGS PACK_TORCH
+  export GC_BENCH_ARGS GC_BENCH_DECODE_ARGS GC_PEERS_ARGS PACK_TORCH
   export -f is_glibc is_toolchain ldd_pairs step_nvidia_smi step_torch step_ldd step_version step_gtest
   export -f step_gpu_tests_summary step_tiny_model smoke_train check_checkpoint check_run step_smoke_train
   export -f step_resume step_bench step_peers
@@ -528,7 +553,7 @@ run_checks() {
   step smoke-train 150 0 step_smoke_train
   step resume 100 0 step_resume
   # d. bench of the 0.5B shape
-  step bench 180 0 step_bench
+  step bench 240 0 step_bench
   # e. the same phases with HF transformers, side by side
   step peers 150 0 step_peers
 

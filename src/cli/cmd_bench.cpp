@@ -87,16 +87,32 @@ double matmul_gflops(at::ScalarType dtype, const at::Device& device, const std::
   return best;
 }
 
+// The device's memory bandwidth as a large copy achieves it: bytes read plus bytes written per second.
+double copy_gbps(const at::Device& device) {
+  const int64_t n = device.is_cuda() ? (int64_t{1} << 28) : (int64_t{1} << 25);  // 1 GiB / 128 MiB of fp32
+  at::Tensor src = at::ones({n}, at::TensorOptions().dtype(at::kFloat).device(device)),
+             dst = at::empty_like(src);
+  const double s = best_time(5, device, [&] { dst.copy_(src); });
+  return 2.0 * static_cast<double>(n) * 4 / s / 1e9;
+}
+
 // Matmul FLOPs of the model (attention scores and values included; elementwise work not counted).
 struct FlopModel {
-  double linear = 0;   // per token, all layers: q/k/v/o and the MLP
-  double per_key = 0;  // per (query, key) pair, all layers: q.k and p.v
-  double head = 0;     // per token whose logits are computed
+  double linear = 0;          // per token, all layers: q/k/v/o and the MLP
+  double per_key = 0;         // per (query, key) pair, all layers: q.k and p.v
+  double head = 0;            // per token whose logits are computed
+  double cached_per_key = 0;  // KV-cache elements per cached token, all layers
   explicit FlopModel(const TransformerConfig& c) {
     double h = c.hidden_size, q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
     linear = 2.0 * c.num_hidden_layers * (h * q + 2 * h * kv + q * h + 3 * h * c.intermediate_size);
     per_key = 4.0 * c.num_hidden_layers * q;
     head = 2.0 * h * c.vocab_size;
+    cached_per_key = 2.0 * c.num_hidden_layers * kv;
+  }
+  // The least a decode step over `rows` rows attending to `keys` cached tokens each must read from
+  // memory: every matmul weight once and the rows' cached keys and values.
+  double decode_step_bytes(double rows, double keys, double weight_bytes, double cache_bytes) const {
+    return (linear + head) / 2 * weight_bytes + rows * keys * cached_per_key * cache_bytes;
   }
   // n tokens at positions start .. start + n - 1, each attending to itself and everything before it.
   double span(double start, double n, double head_tokens) const {
@@ -123,11 +139,26 @@ std::vector<int64_t> parse_list(const std::string& s, const std::string& option)
   return out;
 }
 
+// "on", "off" or a comma-separated list of them.
+std::vector<bool> parse_switches(const std::string& s, const std::string& option) {
+  std::vector<bool> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (item == "on" || item == "off")
+      out.push_back(item == "on");
+    else
+      throw UsageError(option + " \"" + s + "\": expected on, off or on,off");
+  if (out.empty()) throw UsageError(option + " is empty: give on, off or on,off");
+  return out;
+}
+
 struct BenchArgs {
   std::vector<std::string> phases;
   std::string model, model_config, batches = "16,64,256", device = "cpu", dtype = "float32";
   std::string precisions, json_path, matmul_sizes;  // precisions "" = fp32 (train: fp32,bf16)
   std::string row_workers;                          // decode: "" = generate's default (auto)
+  std::string graphs = "on";                        // decode: CUDA graphs on, off or on,off
   int64_t prompt_len = 64, new_tokens = 128, threads = 0, reps = 1, train_reps = 3;
   int64_t train_batch = 16, seq_len = 256;
   int64_t rl_prompts = 16, rl_n = 8, rl_response = 128, rl_steps = 2;
@@ -171,6 +202,7 @@ struct Bench {
   std::string model_name;
   std::vector<Precision> precisions, train_precisions;
   double peak_f32 = 0, peak_bf16 = 0;
+  double copy_gbps = 0;  // measured when decode runs
   int threads = 1;
   json out;
 
@@ -202,12 +234,17 @@ struct Bench {
 // ---------------------------------------------------------------------------------------------------
 void bench_decode(Bench& b) {
   const BenchArgs& a = b.a;
-  // (batch, row workers) runs; 0 workers = generate()'s own choice (one row group per CPU thread).
-  std::vector<std::pair<int64_t, int64_t>> runs;
+  // (batch, row workers, CUDA graphs) runs; 0 workers = generate()'s own choice (one row group per CPU
+  // thread).
+  struct Run {
+    int64_t batch, workers;
+    bool graphs;
+  };
+  std::vector<Run> runs;
   for (int64_t B : parse_list(a.batches, "--batch"))
     for (int64_t w :
          a.row_workers.empty() ? std::vector<int64_t>{0} : parse_list(a.row_workers, "--row-workers"))
-      runs.emplace_back(B, w);
+      for (bool g : parse_switches(a.graphs, "--graphs")) runs.push_back({B, w, g});
   if (a.prompt_len + a.new_tokens > b.config.max_position_embeddings) {
     throw UsageError("bench: --prompt-len + --new-tokens exceeds max_position_embeddings " +
                      std::to_string(b.config.max_position_embeddings));
@@ -220,11 +257,16 @@ void bench_decode(Bench& b) {
   o.pad_id = 0;  // no EOS: every row generates exactly new_tokens
   o.seed = 1;
   b.model->eval();
+  b.copy_gbps = copy_gbps(b.device);
+  b.out["copy_gbps"] = b.copy_gbps;
   for (const Precision& p : b.precisions) {
     AutocastGuard autocast(b.device, p.autocast);
-    for (auto [B, workers] : runs) {
+    const double cache_bytes = p.autocast ? 2.0 : static_cast<double>(c10::elementSize(b.dtype));
+    for (const Run& run : runs) {
+      const int64_t B = run.batch, workers = run.workers;
       at::Tensor ids = b.random_ids(B, a.prompt_len), mask = torch::ones_like(ids);
       o.row_workers = workers;
+      o.cuda_graphs = run.graphs;
       GenerateOptions warm = o, one = o;
       warm.max_new_tokens = std::min<int64_t>(8, a.new_tokens);
       one.max_new_tokens = 1;
@@ -232,9 +274,10 @@ void bench_decode(Bench& b) {
       double prefill =
           best_time(std::max<int64_t>(1, a.reps), b.device, [&] { generate(*b.model, ids, mask, one); });
       double best = 1e30;
+      int64_t graphs = 0;
       for (int64_t rep = 0; rep < a.reps; ++rep) {
         auto t0 = Clock::now();
-        generate(*b.model, ids, mask, o);
+        graphs = generate(*b.model, ids, mask, o).graphs_captured;
         sync(b.device);
         best = std::min(best, seconds_since(t0));
       }
@@ -243,6 +286,11 @@ void bench_decode(Bench& b) {
       // The decode steps alone (the call minus a 1-token call); 0 when timing noise hides them.
       double decode_s = best > prefill && N > 1 ? best - prefill : 0.0;
       double gflops = (prefill_flops + decode_flops) / best / 1e9;
+      // Memory roofline of the decode steps: the bytes they must read (keys: P + N / 2 on average) at the
+      // measured copy bandwidth.
+      const double step_bytes = fm.decode_step_bytes(B, P + N / 2, p.low ? 2.0 : 4.0, cache_bytes);
+      const double roofline_ms = step_bytes / (b.copy_gbps * 1e9) * 1e3;
+      const double ms_per_step = decode_s > 0 ? decode_s * 1e3 / (N - 1) : 0.0;
       b.add({{"phase", "decode"},
              {"precision", p.name},
              {"batch", B},
@@ -250,10 +298,15 @@ void bench_decode(Bench& b) {
              {"new_tokens", a.new_tokens},
              {"sampling", a.greedy ? "greedy" : "temperature 1"},
              {"row_workers", workers},
+             {"cuda_graphs", run.graphs},
+             {"graphs_captured", graphs},
              {"seconds", best},
              {"prefill_seconds", prefill},
              {"tokens_per_s", B * N / best},
-             {"ms_per_step", decode_s > 0 ? decode_s * 1e3 / (N - 1) : 0.0},
+             {"ms_per_step", ms_per_step},
+             {"bytes_per_step", step_bytes},
+             {"roofline_ms_per_step", roofline_ms},
+             {"fraction_of_roofline", ms_per_step > 0 ? roofline_ms / ms_per_step : 0.0},
              {"decode_tokens_per_s", decode_s > 0 ? B * (N - 1) / decode_s : 0.0},
              {"decode_fraction_of_matmul_peak",
               decode_s > 0 ? decode_flops / decode_s / 1e9 / b.peak(p) : 0.0}},
@@ -434,8 +487,9 @@ void print_table(const Bench& b, std::ostream& os) {
      << " layers), " << b.device.str() << ", " << b.threads << " threads, load average "
      << fmt(o["load_average"][0].get<double>(), 2) << " -> " << fmt(o["load_average"][1].get<double>(), 2)
      << "\n";
-  os << "matmul peak: fp32 " << fmt(b.peak_f32, 1) << " GFLOP/s, bf16 " << fmt(b.peak_bf16, 1)
-     << " GFLOP/s\n";
+  os << "matmul peak: fp32 " << fmt(b.peak_f32, 1) << " GFLOP/s, bf16 " << fmt(b.peak_bf16, 1) << " GFLOP/s";
+  if (b.copy_gbps > 0) os << "; copy bandwidth " << fmt(b.copy_gbps, 1) << " GB/s (read + write)";
+  os << "\n";
   if (!o["results"].empty()) {
     os << "\nphase    precision      shape              tokens/s   GFLOP/s     MFU   detail\n";
     for (const auto& r : o["results"]) {
@@ -446,9 +500,11 @@ void print_table(const Bench& b, std::ostream& os) {
                 std::to_string(r["new_tokens"].get<int64_t>());
         const int64_t workers = r.value("row_workers", int64_t{0});
         if (workers > 0) shape += " w" + std::to_string(workers);
+        if (r.value("graphs_captured", int64_t{0}) > 0) shape += " graphs";
         detail = fmt(r["ms_per_step"].get<double>(), 2) + " ms/step, prefill " +
                  fmt(r["prefill_seconds"].get<double>(), 3) + " s, steps alone " +
-                 fmt(100 * r["decode_fraction_of_matmul_peak"].get<double>(), 1) + "%";
+                 fmt(100 * r["decode_fraction_of_matmul_peak"].get<double>(), 1) + "%, " +
+                 fmt(100 * r.value("fraction_of_roofline", 0.0), 1) + "% of the memory roofline";
       } else {
         shape = std::to_string(r["batch"].get<int64_t>()) + "x" + std::to_string(r["seq_len"].get<int64_t>());
         detail = fmt(r["seconds"].get<double>(), 3) + " s";
@@ -501,6 +557,7 @@ void run_bench(const BenchArgs& args) {
   if (phases.count("decode")) {  // usage errors before any work
     parse_list(a.batches, "--batch");
     if (!a.row_workers.empty()) parse_list(a.row_workers, "--row-workers");
+    parse_switches(a.graphs, "--graphs");
   }
   if (!a.matmul_sizes.empty()) parse_list(a.matmul_sizes, "--matmul-sizes");
   b.dtype = parse_dtype(a.dtype);
@@ -591,6 +648,10 @@ CommandRegistration reg([](CLI::App& app) {
   d->add_option("--row-workers", a->row_workers,
                 "decode: row groups generated at once, each on its own thread, comma-separated to compare "
                 "(e.g. 1,2; shown as wN; default: generate's choice, one per thread on the CPU)");
+  d->add_option("--graphs", a->graphs,
+                "decode: CUDA graphs of the decode step (rollout.cuda_graphs): on, off, or on,off for both; "
+                "no effect on the CPU")
+      ->capture_default_str();
   d->add_option("--prompt-len", a->prompt_len, "decode: prompt tokens")->capture_default_str();
   d->add_option("--new-tokens", a->new_tokens, "decode: new tokens per row")->capture_default_str();
   d->add_flag("--greedy", a->greedy, "decode: greedy instead of sampling at temperature 1");

@@ -111,6 +111,10 @@ void RolloutConfig::describe(Schema& s) {
           "take the old policy's log-probs from the sampler instead of a separate pass over the rollouts "
           "(the same weights and temperature: equal up to rounding in fp32, close under bf16 autocast); "
           "needs unfiltered sampling (top_k 0, top_p 1, temperature > 0)");
+  s.field("cuda_graphs", &cuda_graphs, true,
+          "on a CUDA device, capture the decode step as a CUDA graph for each of a few batch shapes (rows a "
+          "power of two, attention width a multiple of 64) and replay it: one launch per token instead of "
+          "about a thousand; no effect on the CPU or while ZeRO-3 gathers the actor a layer at a time");
 }
 
 void KlControlConfig::describe(Schema& s) {

@@ -5,7 +5,13 @@
 // stream's key. A step feeds each slot's last token, samples the next one for every slot and appends
 // it to the slot's output row. Every check_every steps (or when every row must have ended) the host
 // looks: rows that ended (EOS, length, stop check) are copied out, their slots take the next samples,
-// and, when no sample is left to start, the idle slots are dropped from the batch.
+// and, when no sample is left to start, the idle slots are dropped from the batch (the live rows move
+// to the front of the slot tensors, which keep their storage).
+//
+// With static shapes, the batch is the first A slots where A is a power of two (or every slot; idle
+// slots pad it) and the attention spans a multiple of kDecodeWidthStep cache columns, so a decode step
+// takes one of a few shapes; on CUDA each shape's step is captured as a graph and replayed
+// (decode_graphs.h). The extra columns and rows are masked out, so the tokens are the same.
 #include "decode_engine.h"
 
 #include <ATen/ATen.h>
@@ -16,6 +22,7 @@
 #include <limits>
 #include <memory>
 
+#include "decode_graphs.h"
 #include "tinyzero/core/errors.h"
 #include "tinyzero/model/kv_cache.h"
 #include "tinyzero/model/qwen2.h"
@@ -30,6 +37,13 @@ GenerationJob::GenerationJob(const std::vector<std::vector<int64_t>>& p, const G
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Static-shape rows: the smallest power of two holding `live` rows, at most `slots`.
+int64_t bucket_rows(int64_t live, int64_t slots) {
+  int64_t rows = 1;
+  while (rows < live) rows *= 2;
+  return std::min(rows, slots);
+}
 
 // Prompts prefilled together: all but their last token (which the first decode step feeds), left-padded
 // to `width` columns.
@@ -50,18 +64,23 @@ struct ReadyPrompt {
 class Engine {
  public:
   Engine(CausalLMImpl& model, GenerationJob& job, int64_t slots, int64_t first, int64_t end)
-      : m_(model),
+      : graphs_(job.options.cuda_graphs &&
+                    (model.parameter_host() == nullptr || model.parameter_host()->passes_are_static()),
+                model.device()),
+        m_(model),
         job_(job),
         next_prompt_(first),
         end_prompt_(end),
         o_(job.options),
         dev_(model.device()),
         A_(slots),
+        slots_(slots),
         N_(job.options.max_new_tokens),
         C_(job.capacity()),
         sample_of_(static_cast<size_t>(slots), -1),
         wbound_(static_cast<size_t>(slots), 0),
         tbound_(static_cast<size_t>(slots), 0) {
+    static_shapes_ = o_.static_shapes || graphs_.active();
     cache_dtype_ = decode_cache_dtype(model);
     cache_ = KVCache::allocate(model.config(), A_, C_, cache_dtype_, dev_);
     auto lopts = at::TensorOptions().dtype(at::kLong).device(dev_);
@@ -76,6 +95,8 @@ class Engine {
     out_lp_ = at::zeros({A_, N_ + 1}, lopts.dtype(at::kFloat));
     if (!o_.eos_ids.empty()) eos_ = torch::tensor(o_.eos_ids, torch::kLong).to(dev_);
   }
+
+  int64_t graphs_captured() const { return graphs_.captured(); }
 
   void run() {
     std::vector<int64_t> all(static_cast<size_t>(A_));
@@ -210,24 +231,16 @@ class Engine {
     eos_fin_.index_fill_(0, idx, false);
   }
 
+  // The first A_ slots of a per-slot tensor: the batch a step runs on.
+  at::Tensor rows(const at::Tensor& t) const { return t.narrow(0, 0, A_); }
+
   // One token for every slot; no host synchronisation.
   void step() {
     int64_t S = 1;
     for (int64_t s = 0; s < A_; ++s)
       if (sample_of_[static_cast<size_t>(s)] >= 0) S = std::max(S, wbound_[static_cast<size_t>(s)] + 1);
-    bias_.scatter_(1, widx_.unsqueeze(1), 0.0);  // each row sees its own new key
-    at::Tensor h = m_.decode_hidden_states(tok_, pos_, cache_, widx_, bias_.narrow(1, 0, S));
-    at::Tensor logits = m_.logits(h.select(1, 0));  // (A, V)
-    auto [next, lp] = sample_tokens(logits, o_.sampling, key_, t_);
-    at::Tensor running = eos_fin_.logical_not().logical_and_(t_ < N_);
-    at::Tensor col = at::where(running, t_, N_).unsqueeze(1);
-    out_ids_.scatter_(1, col, next.unsqueeze(1));
-    out_lp_.scatter_(1, col, lp.unsqueeze(1));
-    if (eos_.defined()) eos_fin_.logical_or_(running.logical_and(at::isin(next, eos_)));
-    t_.add_(running);
-    tok_.copy_(next.unsqueeze(1));
-    pos_.add_(1);
-    widx_.add_(1).clamp_max_(C_ - 1);
+    if (static_shapes_) S = std::min(C_, (S + kDecodeWidthStep - 1) / kDecodeWidthStep * kDecodeWidthStep);
+    graphs_.run(A_, S, [&] { step_on_device(S); });
     for (int64_t s = 0; s < A_; ++s) {
       auto u = static_cast<size_t>(s);
       if (sample_of_[u] < 0) continue;
@@ -236,9 +249,31 @@ class Engine {
     }
   }
 
+  // The device work of a step over the first A_ slots and S cache columns: reads and writes the slot
+  // tensors in place and nothing on the host, so that a captured graph of it can replay it.
+  void step_on_device(int64_t S) {
+    at::Tensor tok = rows(tok_), pos = rows(pos_), widx = rows(widx_), key = rows(key_), t = rows(t_);
+    at::Tensor eos_fin = rows(eos_fin_), bias = rows(bias_), out_ids = rows(out_ids_), out_lp = rows(out_lp_);
+    bias.scatter_(1, widx.unsqueeze(1), 0.0);  // each row sees its own new key
+    KVCache cache = cache_.first_rows(A_);
+    at::Tensor h = m_.decode_hidden_states(tok, pos, cache, widx, bias.narrow(1, 0, S));
+    at::Tensor logits = m_.logits(h.select(1, 0));  // (A, V)
+    auto [next, lp] = sample_tokens(logits, o_.sampling, key, t);
+    at::Tensor running = eos_fin.logical_not().logical_and_(t < N_);
+    at::Tensor col = at::where(running, t, N_).unsqueeze(1);
+    out_ids.scatter_(1, col, next.unsqueeze(1));
+    out_lp.scatter_(1, col, lp.unsqueeze(1));
+    if (eos_.defined())  // (not isin: its sorting variant syncs with the host)
+      eos_fin.logical_or_(running.logical_and(next.unsqueeze(1).eq(eos_).any(1)));
+    t.add_(running);
+    tok.copy_(next.unsqueeze(1));
+    pos.add_(1);
+    widx.add_(1).clamp_max_(C_ - 1);
+  }
+
   // The host's look: copies out the rows that ended, refills their slots, compacts.
   void check() {
-    at::Tensor t_cpu = t_.to(at::kCPU), eos_cpu = eos_fin_.to(at::kCPU);
+    at::Tensor t_cpu = rows(t_).to(at::kCPU), eos_cpu = rows(eos_fin_).to(at::kCPU);
     auto T = t_cpu.accessor<int64_t, 1>();
     auto E = eos_cpu.accessor<bool, 1>();
     std::vector<int64_t> live;  // slots holding a sample
@@ -312,22 +347,32 @@ class Engine {
     compact();
   }
 
-  // With no sample left to start, drops the idle slots once they are at least half of the batch.
+  // With no sample left to start, drops the idle slots once they are at least half of the batch: the
+  // live ones move to the front (with static shapes, padded with idle ones to a power of two).
   void compact() {
     const bool nothing_left = ready_.empty() && next_prompt_ >= end_prompt_;
     const int64_t live = active_count();
     if (!o_.compact || !nothing_left || live == 0 || (A_ - live) * 2 < A_) return;
-    std::vector<int64_t> keep;
+    const int64_t batch = static_shapes_ ? bucket_rows(live, slots_) : live;
+    if (batch >= A_) return;
+    std::vector<int64_t> keep, idle;
     int64_t used = 1;
     for (int64_t s = 0; s < A_; ++s) {
-      if (sample_of_[static_cast<size_t>(s)] < 0) continue;
+      if (sample_of_[static_cast<size_t>(s)] < 0) {
+        idle.push_back(s);
+        continue;
+      }
       keep.push_back(s);
       used = std::max(used, wbound_[static_cast<size_t>(s)] + 1);
     }
+    keep.insert(keep.end(), idle.begin(), idle.begin() + (batch - live));
+    std::sort(keep.begin(), keep.end());  // slot keep[i] moves to i <= keep[i]
     at::Tensor idx = torch::tensor(keep, torch::kLong).to(dev_);
-    cache_.select_rows(idx, used);
-    for (at::Tensor* t : {&tok_, &pos_, &widx_, &key_, &t_, &eos_fin_, &bias_, &out_ids_, &out_lp_})
-      *t = t->index_select(0, idx);
+    cache_.move_rows_to_front(idx, used);
+    for (at::Tensor* t : {&tok_, &pos_, &widx_, &key_, &t_, &eos_fin_, &bias_, &out_ids_, &out_lp_}) {
+      at::Tensor moved = t->index_select(0, idx);
+      t->narrow(0, 0, batch).copy_(moved);
+    }
     auto pick = [&](std::vector<int64_t>& v) {
       std::vector<int64_t> kept;
       for (int64_t s : keep) kept.push_back(v[static_cast<size_t>(s)]);
@@ -339,12 +384,17 @@ class Engine {
     A_ = static_cast<int64_t>(keep.size());
   }
 
+  // First: made before (on CUDA: switches to its capture stream, on which the engine allocates and
+  // works) and destroyed after every tensor of the engine (then hands the work back to the caller's
+  // stream).
+  DecodeGraphs graphs_;
   CausalLMImpl& m_;
   GenerationJob& job_;
   int64_t next_prompt_, end_prompt_;  // this engine's prompts not started yet
   const GenerateOptions& o_;
   at::Device dev_;
-  int64_t A_, N_, C_;
+  int64_t A_, slots_, N_, C_;  // A_: the slots a step runs on (the first A_ of slots_)
+  bool static_shapes_ = false;
   at::ScalarType cache_dtype_ = at::kFloat;
   KVCache cache_;
   // Per slot, on the device: the token to feed (A, 1), its rotary position (A, 1), its cache column,
@@ -363,10 +413,12 @@ at::ScalarType decode_cache_dtype(CausalLMImpl& model) {
   return autocast_enabled(model.device()) ? at::kBFloat16 : model.dtype();
 }
 
-void run_decode_engine(CausalLMImpl& model, GenerationJob& job, int64_t slots, int64_t first_prompt,
-                       int64_t end_prompt) {
+int64_t run_decode_engine(CausalLMImpl& model, GenerationJob& job, int64_t slots, int64_t first_prompt,
+                          int64_t end_prompt) {
   torch::NoGradGuard no_grad;
-  Engine(model, job, std::max<int64_t>(1, slots), first_prompt, end_prompt).run();
+  Engine engine(model, job, std::max<int64_t>(1, slots), first_prompt, end_prompt);
+  engine.run();
+  return engine.graphs_captured();
 }
 
 }  // namespace tinyzero

@@ -36,7 +36,8 @@ at::ScalarType decode_cache_dtype(CausalLMImpl& model);
 // Decodes the samples of the job's prompts [first_prompt, end_prompt) with up to `slots` rows at once
 // on the calling thread, starting prompts in order as slots free up. (A fixed share per engine, not a
 // shared queue: which rows share a batch, and so the rounding of their logits, stays reproducible.)
-void run_decode_engine(CausalLMImpl& model, GenerationJob& job, int64_t slots, int64_t first_prompt,
-                       int64_t end_prompt);
+// Returns the CUDA graphs it captured.
+int64_t run_decode_engine(CausalLMImpl& model, GenerationJob& job, int64_t slots, int64_t first_prompt,
+                          int64_t end_prompt);
 
 }  // namespace tinyzero

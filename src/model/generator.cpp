@@ -225,9 +225,10 @@ GenerateResult generate(CausalLMImpl& model, const std::vector<std::vector<int64
   const int64_t rows = active_rows(model, job, R, budget);
   const int64_t workers = row_workers(model, o, B);
   if (workers <= 1) {
-    run_decode_engine(model, job, rows, 0, B);
+    const int64_t graphs = run_decode_engine(model, job, rows, 0, B);
     GenerateResult r = assemble(job, o, model.device());
     r.rows_at_once = rows;
+    r.graphs_captured = graphs;
     return r;
   }
 

@@ -459,14 +459,23 @@ KVCache KVCache::allocate(const TransformerConfig& c, int64_t batch, int64_t cap
   return cache;
 }
 
-void KVCache::select_rows(const at::Tensor& rows, int64_t used) {
+void KVCache::move_rows_to_front(const at::Tensor& rows, int64_t used) {
+  const int64_t n = rows.size(0);
   for (size_t i = 0; i < k.size(); ++i) {
     for (at::Tensor* t : {&k[i], &v[i]}) {
-      at::Tensor fresh = at::zeros({rows.size(0), t->size(1), t->size(2), t->size(3)}, t->options());
-      fresh.narrow(2, 0, used).copy_(t->narrow(2, 0, used).index_select(0, rows.to(t->device())));
-      *t = fresh;
+      at::Tensor moved = t->narrow(2, 0, used).index_select(0, rows.to(t->device()));  // before any write
+      t->narrow(0, 0, n).narrow(2, 0, used).copy_(moved);
     }
   }
+}
+
+KVCache KVCache::first_rows(int64_t n) const {
+  KVCache view;
+  for (size_t i = 0; i < k.size(); ++i) {
+    view.k.push_back(k[i].narrow(0, 0, n));
+    view.v.push_back(v[i].narrow(0, 0, n));
+  }
+  return view;
 }
 
 // ---------------------------------------------------------------------------------------------------

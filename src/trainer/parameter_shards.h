@@ -48,6 +48,7 @@ class ParameterShards : public ParameterHost {
   void gradients_ready(int64_t layer) override;
   bool frees_parameters() const override { return free_; }
   void begin_pass() override;
+  bool passes_are_static() const override { return !free_ || (pinned_ && !lockstep_); }
 
   // This rank's shard of every parameter (flat, ceil(numel / W) elements, the parameter's dtype), named
   // like it. After finish_gradients() their .grad() hold this rank's chunk of the summed gradients.

@@ -70,6 +70,7 @@ struct RolloutConfig {
   double memory_utilization;
   double val_temperature;
   bool reuse_log_probs;  // the sampler's log-probs serve as the old policy's (no old-log-prob pass)
+  bool cuda_graphs;      // decode steps captured and replayed as CUDA graphs (on a CUDA device)
   RolloutConfig() { apply_section_defaults(this); }
   void describe(Schema& s);
 };

@@ -18,9 +18,11 @@ struct KVCache {
                           const at::Device& device);
   int64_t batch() const { return k.empty() ? 0 : k[0].size(0); }
   int64_t capacity() const { return k.empty() ? 0 : k[0].size(2); }
-  // Keeps rows `rows` (int64 indices, may repeat: used to share one prompt prefill between samples
-  // and to drop finished rows). Copies the first `used` positions only.
-  void select_rows(const at::Tensor& rows, int64_t used);
+  // Moves rows `rows` (int64 indices) to rows 0 .. rows.size(0) - 1 in place (the tensors keep their
+  // storage, as a captured decode step needs), copying the first `used` positions only.
+  void move_rows_to_front(const at::Tensor& rows, int64_t used);
+  // The first `n` rows, as views of this cache's tensors.
+  KVCache first_rows(int64_t n) const;
 };
 
 }  // namespace tinyzero

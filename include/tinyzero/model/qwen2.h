@@ -113,6 +113,9 @@ class ParameterHost {
   virtual bool frees_parameters() const = 0;
   // A pass over the decoder layers (hidden_states, decode_hidden_states) starts.
   virtual void begin_pass() {}
+  // True while acquire(), release() and begin_pass() do nothing (every unit whole and staying whole, no
+  // collective per pass): a decode step may then be captured as a CUDA graph and replayed.
+  virtual bool passes_are_static() const { return false; }
 };
 
 class CausalLMImpl : public torch::nn::Module {

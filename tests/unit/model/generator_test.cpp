@@ -6,7 +6,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
 #include <torch/torch.h>
+#include <algorithm>
 
 #include "tinyzero/core/errors.h"
 #include "tinyzero/model/decode_memory.h"
@@ -315,6 +317,53 @@ TEST_F(Sampling, ContinuousBatchingGivesEverySampleItsOwnTokens) {
                              ", workers " + std::to_string(workers));
       }
     }
+  }
+}
+
+TEST_F(Sampling, StaticShapesGiveTheEagerTokens) {
+  // The shapes a CUDA graph captures: rows padded to a power of two with idle rows when the batch is
+  // compacted, the attention width rounded up to kDecodeWidthStep columns (masked). 80 new tokens make
+  // the cache 87 columns wide, so steps run at widths 64 and 87; EOS ids taken from the rows end them
+  // at different steps, so 12 rows compact to 8, 4, 2 (padded) as they finish.
+  for (bool greedy : {true, false}) {
+    GenerateOptions o = sampled_rows();
+    o.max_new_tokens = 80;
+    o.sampling.greedy = greedy;
+    o.eos_ids.clear();
+    const at::Tensor unended = generate(*model_, ids_, mask_, o).ids.contiguous();
+    auto U = unended.accessor<int64_t, 2>();
+    // The EOS id: a token that ends a row early and the last row late (each row's first occurrence).
+    int64_t best = -1, best_span = 0;
+    for (int64_t v = 0; v < 700; ++v) {
+      std::vector<int64_t> end(static_cast<size_t>(U.size(0)), 80);
+      for (int64_t r = 0; r < U.size(0); ++r)
+        for (int64_t t = 79; t >= 0; --t)
+          if (U[r][t] == v) end[static_cast<size_t>(r)] = t;
+      const auto [lo, hi] = std::minmax_element(end.begin(), end.end());
+      if (*lo < 40 && *hi > kDecodeWidthStep && *hi - *lo > best_span) best = v, best_span = *hi - *lo;
+    }
+    ASSERT_GE(best, 0) << "no token ends one row early and another late";
+    o.eos_ids = {best};
+    const GenerateResult eager = generate(*model_, ids_, mask_, o);
+    const at::Tensor lengths = eager.lengths;
+    ASSERT_LT(lengths.min().item<int64_t>(), 40) << "no row ended early: compaction untested";
+    ASSERT_GT(lengths.max().item<int64_t>(), kDecodeWidthStep) << "no step past the first width bucket";
+    o.static_shapes = true;
+    for (int64_t rows : {0, 5, 3}) {
+      for (int64_t workers : {1, 2}) {
+        o.max_active_rows = rows;
+        o.row_workers = workers;
+        const GenerateResult got = generate(*model_, ids_, mask_, o);
+        EXPECT_EQ(got.graphs_captured, 0);  // the CPU runs the static shapes eagerly
+        expect_same_rows(got, eager,
+                         (greedy ? "greedy" : "sampled") + std::string(", static shapes, rows ") +
+                             std::to_string(rows) + ", workers " + std::to_string(workers));
+      }
+    }
+    o.cuda_graphs = true;  // on the CPU: the eager step, the same rows
+    o.static_shapes = false;
+    o.max_active_rows = 0;
+    expect_same_rows(generate(*model_, ids_, mask_, o), eager, "cuda_graphs asked for on the CPU");
   }
 }
 
