@@ -416,7 +416,7 @@ PY
 step_peers() {
   local py=$GC_PY
   if ! "$py" -c 'import transformers' 2>/dev/null; then
-    py=$ROOT/bench/peers/.venv/bin/python  # a rehearsal machine's own peer environment
+    py=$PWD/bench/peers/.venv/bin/python  # a rehearsal machine's own peer environment
     [ -x "$py" ] || { echo "$GC_PY has no transformers (and no bench/peers/.venv)"; return 1; }
   fi
   # shellcheck disable=SC2086
