@@ -42,8 +42,10 @@ double fused_weight_bytes(const TransformerConfig& m, int64_t param_bytes, bool 
   const double H = static_cast<double>(m.hidden_size), I = static_cast<double>(m.intermediate_size);
   const double qkv = static_cast<double>((m.num_attention_heads + 2 * m.num_key_value_heads) * m.head_dim);
   const double per_layer = qkv * H + (m.qkv_bias ? qkv : 0) + 2 * I * H + (m.mlp_bias ? 2 * I : 0);
-  return static_cast<double>(m.num_hidden_layers) * per_layer *
-         static_cast<double>(param_bytes + (bf16_copies ? 2 : 0));
+  const double out_layer = static_cast<double>(m.num_attention_heads * m.head_dim) * H + I * H;  // o, down
+  return static_cast<double>(m.num_hidden_layers) *
+         (per_layer * static_cast<double>(param_bytes + (bf16_copies ? 2 : 0)) +
+          (bf16_copies ? 2 * out_layer : 0));
 }
 
 int64_t rows_within(double budget_bytes, const DecodeRowBytes& row) {

@@ -111,6 +111,15 @@ const at::Tensor& fused_weight(const at::Tensor& w, at::Tensor& w16, const at::T
   return w;
 }
 
+// A linear layer during fused inference: under autocast with an fp32 weight, through a bf16 copy made
+// once. (torch::nn::Linear multiplies by weight.t(), a view, which autocast's cast cache skips: every
+// call would convert the whole weight again.)
+at::Tensor inference_linear(torch::nn::Linear& l, at::Tensor& w16, const at::Tensor& x) {
+  if (l->weight.scalar_type() != at::kFloat || !autocast_enabled(x.device())) return l(x);
+  ensure_bf16_copy(l->weight, w16);
+  return at::linear(x, w16, l->bias);
+}
+
 void init_linear(torch::nn::Linear& l, double std) {
   torch::NoGradGuard no_grad;
   l->weight.normal_(0.0, std);
@@ -200,6 +209,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const ForwardTables& tabl
   }
   at::Tensor out;  // (B, T, H*D)
   out = sdpa_attention(q, keys, values, tables.attn_bias);
+  if (fused_w_.defined() && !at::GradMode::is_enabled()) return inference_linear(o_proj, o_w16_, out);
   return o_proj(out);
 }
 
@@ -216,13 +226,20 @@ void AttentionImpl::set_fused(bool on) {
   torch::NoGradGuard no_grad;
   fused_w_ = on ? at::cat({q_proj->weight, k_proj->weight, v_proj->weight}, 0) : at::Tensor();
   fused_w16_ = at::Tensor();
+  o_w16_ = at::Tensor();
   fused_b_ =
       on && q_proj->bias.defined() ? at::cat({q_proj->bias, k_proj->bias, v_proj->bias}, 0) : at::Tensor();
 }
 
-void AttentionImpl::make_fused_bf16() { ensure_bf16_copy(fused_w_, fused_w16_); }
+void AttentionImpl::make_fused_bf16() {
+  ensure_bf16_copy(fused_w_, fused_w16_);
+  if (fused_w_.defined()) ensure_bf16_copy(o_proj->weight, o_w16_);
+}
 
-void MlpImpl::make_fused_bf16() { ensure_bf16_copy(fused_w_, fused_w16_); }
+void MlpImpl::make_fused_bf16() {
+  ensure_bf16_copy(fused_w_, fused_w16_);
+  if (fused_w_.defined()) ensure_bf16_copy(down_proj->weight, down_w16_);
+}
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
   if (fused_w_.defined() && !at::GradMode::is_enabled()) {
@@ -233,7 +250,7 @@ at::Tensor MlpImpl::forward(const at::Tensor& x) {
             ? at::linear(x, w, fused_b_)
             : at::linear(x, w.to(x.scalar_type()),
                          fused_b_.defined() ? fused_b_.to(x.scalar_type()) : fused_b_);  // (B, T, 2I)
-    return down_proj(at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I));
+    return inference_linear(down_proj, down_w16_, at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I));
   }
   return down_proj(at::silu(gate_proj(x)) * up_proj(x));
 }
@@ -242,6 +259,7 @@ void MlpImpl::set_fused(bool on) {
   torch::NoGradGuard no_grad;
   fused_w_ = on ? at::cat({gate_proj->weight, up_proj->weight}, 0) : at::Tensor();
   fused_w16_ = at::Tensor();
+  down_w16_ = at::Tensor();
   fused_b_ = on && gate_proj->bias.defined() ? at::cat({gate_proj->bias, up_proj->bias}, 0) : at::Tensor();
 }
 

@@ -261,9 +261,9 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
 
   // Rollout (src/trainer/rollout_stage.cpp, src/model/generator.cpp). Under ZeRO-3 the actor is gathered
   // whole for the phase. generate() concatenates q/k/v and gate/up per layer (qwen2.cpp set_fused; under
-  // autocast with fp32 weights, a bf16 copy of each too), then sizes its rows from the memory free at the
-  // call (after the gather) less those copies.
-  // distributed.rollout_gather=layer: every forward pass gathers a layer at a time, nothing to fuse.
+  // autocast with fp32 weights, a bf16 copy of each and of o_proj/down_proj too), then sizes its rows from
+  // the memory free at the call (after the gather) less those copies. distributed.rollout_gather=layer: every
+  // forward pass gathers a layer at a time, nothing to fuse.
   MemoryPhase rollout{"rollout", {}};
   e.rollout_by_layer = s.stage >= 3 && multi && c.distributed.rollout_gather == "layer";
   const double gathered = s.stage < 3          ? 0.0
@@ -279,11 +279,11 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
   const double fused_bytes =
       e.rollout_by_layer ? 0.0 : fused_weight_bytes(m, static_cast<int64_t>(pb), copies16);
   if (fused_bytes > 0)
-    rollout.items.push_back({"fused inference weights", fused_bytes,
-                             "q/k/v and gate/up concatenated per layer for generate, " +
-                                 millions(static_cast<int64_t>(fused_bytes / (pb + (copies16 ? 2 : 0)))) +
-                                 " params x " + bytes_per(pb) +
-                                 (copies16 ? " + their bf16 copies under autocast (2 B)" : "")});
+    rollout.items.push_back(
+        {"fused inference weights", fused_bytes,
+         "q/k/v and gate/up concatenated per layer for generate, " +
+             millions(static_cast<int64_t>(fused_weight_bytes(m, 1, false))) + " params x " + bytes_per(pb) +
+             (copies16 ? " + bf16 copies of them and of o/down under autocast (2 B)" : "")});
   const DecodeRowBytes row = decode_row_bytes(m, s.seq, static_cast<int64_t>(s.act_bytes));
   e.rollout_rows_total = s.rollout_rows;
   e.rollout_rows =

@@ -25,7 +25,7 @@ DecodeRowBytes decode_row_bytes(const TransformerConfig& model, int64_t capacity
 
 // The copies generate() makes for a call (CausalLMImpl::set_fused_inference): q/k/v and gate/up weights
 // (and biases) concatenated per layer in `param_bytes`-byte elements, plus, when `bf16_copies` (fp32
-// weights under bf16 autocast), a bf16 copy of each.
+// weights under bf16 autocast), a bf16 copy of each and of the o_proj and down_proj weights.
 double fused_weight_bytes(const TransformerConfig& model, int64_t param_bytes, bool bf16_copies);
 
 // Rows that fit in `budget_bytes` (0 when not even one does).

@@ -54,12 +54,13 @@ class AttentionImpl : public torch::nn::Module {
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   // Inference only: one concatenated q/k/v weight (a copy), used when grad mode is off.
   void set_fused(bool on);
-  void make_fused_bf16();  // the bf16 copy of the fused weight now (when fused), not on first use
+  void make_fused_bf16();  // the bf16 copies of the fused and o_proj weights now (when fused)
 
  private:
   int64_t heads_, kv_heads_, head_dim_;
   at::Tensor fused_w_, fused_b_;  // ((H + 2 KV) D, hidden), ((H + 2 KV) D)
   at::Tensor fused_w16_;          // bf16 copy of fused_w_ for autocast (made on first use)
+  at::Tensor o_w16_;              // bf16 copy of o_proj's weight while fused, for autocast (first use)
 };
 TORCH_MODULE(Attention);
 
@@ -69,11 +70,12 @@ class MlpImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);  // down(silu(gate(x)) * up(x))
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
   void set_fused(bool on);  // inference only: one concatenated gate/up weight (a copy)
-  void make_fused_bf16();   // the bf16 copy of the fused weight now (when fused), not on first use
+  void make_fused_bf16();   // the bf16 copies of the fused and down_proj weights now (when fused)
 
  private:
   at::Tensor fused_w_, fused_b_;  // (2 I, hidden), (2 I)
   at::Tensor fused_w16_;          // bf16 copy of fused_w_ for autocast (made on first use)
+  at::Tensor down_w16_;           // bf16 copy of down_proj's weight while fused, for autocast (first use)
 };
 TORCH_MODULE(Mlp);
 

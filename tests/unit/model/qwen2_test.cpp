@@ -396,5 +396,26 @@ TEST(Precision, Bf16ParametersAndAutocastStayCloseToFp32) {
   EXPECT_LT(max_abs_diff(bf16->forward(ids, mask).index({real}), expected), 0.1 * scale);
 }
 
+// Fused inference under bf16 autocast with fp32 weights multiplies by bf16 copies made once (q/k/v and
+// gate/up concatenated, o_proj and down_proj as they are), not by weights autocast converts at every
+// call: the logits are the unfused path's up to bf16 rounding, and a second pass changes nothing.
+TEST(Precision, FusedInferenceUnderAutocastMatchesTheModulesUpToBf16Rounding) {
+  using namespace testing_fixture;
+  nlohmann::json ref = reference("tied-f32");
+  at::Tensor ids = to_tensor(ref["input_ids"], at::kLong), mask = to_tensor(ref["attention_mask"], at::kLong);
+  CausalLM model = load_causal_lm(fixture_dir("tied-f32"), at::kFloat);
+  at::Tensor real = mask.to(at::kBool);
+  torch::NoGradGuard g;
+  AutocastGuard autocast(at::Device(at::kCPU), true);
+  const at::Tensor modules = model->forward(ids, mask).index({real});
+  model->set_fused_inference(true);
+  const at::Tensor fused = model->forward(ids, mask).index({real});
+  EXPECT_TRUE(model->forward(ids, mask).index({real}).equal(fused));
+  model->set_fused_inference(false);
+  const double scale = modules.abs().max().item<double>();
+  EXPECT_LT(max_abs_diff(fused, modules), 0.02 * scale);
+  EXPECT_TRUE(model->forward(ids, mask).index({real}).equal(modules));  // the copies are gone
+}
+
 }  // namespace
 }  // namespace tinyzero

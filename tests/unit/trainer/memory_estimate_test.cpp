@@ -245,9 +245,14 @@ TEST(MemoryEstimate, RolloutHoldsTheFusedInferenceCopies) {
   // fp32 weights without autocast: one fp32 copy of q/k/v and gate/up per layer (set_fused).
   c.model.autocast_bf16 = "false";
   EXPECT_EQ(phase_item(estimate_memory(c, m, 1), "rollout", "fused inference weights"), fused_params() * 4);
-  // fp32 weights under bf16 autocast: and a bf16 copy of each (fused_weight).
+  // fp32 weights under bf16 autocast: and a bf16 copy of each (fused_weight), and of o_proj and down_proj
+  // (inference_linear).
   c.model.autocast_bf16 = "true";
-  EXPECT_EQ(phase_item(estimate_memory(c, m, 1), "rollout", "fused inference weights"), fused_params() * 6);
+  const double out_params = static_cast<double>(m.num_hidden_layers) *
+                            static_cast<double>(m.num_attention_heads * m.head_dim + m.intermediate_size) *
+                            static_cast<double>(m.hidden_size);
+  EXPECT_EQ(phase_item(estimate_memory(c, m, 1), "rollout", "fused inference weights"),
+            fused_params() * 6 + out_params * 2);
   // bf16 weights: the concatenation in bf16 only.
   c.model.dtype = "bfloat16";
   EXPECT_EQ(phase_item(estimate_memory(c, m, 1), "rollout", "fused inference weights"), fused_params() * 2);
