@@ -363,13 +363,20 @@ TEST(Checkpoint, WrittenAndReadBackGivesIdenticalLogits) {
 namespace tinyzero {
 namespace {
 
+// The tied-f32 fixture in fp32 with its reference batch; `real` marks the non-padding positions.
+struct TiedF32 {
+  nlohmann::json ref = testing_fixture::reference("tied-f32");
+  at::Tensor ids = testing_fixture::to_tensor(ref["input_ids"], at::kLong);
+  at::Tensor mask = testing_fixture::to_tensor(ref["attention_mask"], at::kLong);
+  at::Tensor real = mask.to(at::kBool);
+  CausalLM model = load_causal_lm(testing_fixture::fixture_dir("tied-f32"), at::kFloat);
+};
+
 // bf16 parameters and bf16 autocast run, stay close to the fp32 logits, and gradients flow.
 TEST(Precision, Bf16ParametersAndAutocastStayCloseToFp32) {
   using namespace testing_fixture;
-  nlohmann::json ref = reference("tied-f32");
-  at::Tensor ids = to_tensor(ref["input_ids"], at::kLong), mask = to_tensor(ref["attention_mask"], at::kLong);
-  CausalLM model = load_causal_lm(fixture_dir("tied-f32"), at::kFloat);
-  at::Tensor real = mask.to(at::kBool);
+  TiedF32 f;
+  auto& [ref, ids, mask, real, model] = f;
   at::Tensor expected = to_tensor(ref["logits"], at::kFloat).index({real});
   double scale = expected.abs().max().item<double>();
   {
@@ -401,10 +408,8 @@ TEST(Precision, Bf16ParametersAndAutocastStayCloseToFp32) {
 // call: the logits are the unfused path's up to bf16 rounding, and a second pass changes nothing.
 TEST(Precision, FusedInferenceUnderAutocastMatchesTheModulesUpToBf16Rounding) {
   using namespace testing_fixture;
-  nlohmann::json ref = reference("tied-f32");
-  at::Tensor ids = to_tensor(ref["input_ids"], at::kLong), mask = to_tensor(ref["attention_mask"], at::kLong);
-  CausalLM model = load_causal_lm(fixture_dir("tied-f32"), at::kFloat);
-  at::Tensor real = mask.to(at::kBool);
+  TiedF32 f;
+  auto& [ref, ids, mask, real, model] = f;
   torch::NoGradGuard g;
   AutocastGuard autocast(at::Device(at::kCPU), true);
   const at::Tensor modules = model->forward(ids, mask).index({real});
