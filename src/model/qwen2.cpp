@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "grouped_attention.h"
 #include "tinyzero/core/errors.h"
 #include "tinyzero/model/kv_cache.h"
 
@@ -24,6 +25,9 @@ at::Tensor rotate_half(const at::Tensor& x) {  // (..., D): (-x2, x1)
 at::Tensor sdpa_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const at::Tensor& bias) {
   int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3), S = k.size(2);
+  // A masked decode step with grouped heads on CUDA: SDPA would fall back to its math kernel, which
+  // copies K and V per query head (grouped_attention.h). The CPU's flash kernel takes both as they are.
+  if (T == 1 && q.is_cuda() && k.size(1) != H) return grouped_decode_attention(q, k, v, bias);
   at::Tensor mask = bias.view({B, 1, T, S}).to(q.scalar_type());
   at::Tensor out = at::scaled_dot_product_attention(q.transpose(1, 2), k, v, mask, /*dropout_p=*/0.0,
                                                     /*is_causal=*/false, /*scale=*/std::nullopt,

@@ -4,12 +4,15 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
 #include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
 
+#include "model/grouped_attention.h"
 #include "tinyzero/core/errors.h"
 #include "tinyzero/core/files.h"
 #include "tinyzero/io/checkpoint.h"
@@ -371,6 +374,37 @@ struct TiedF32 {
   at::Tensor real = mask.to(at::kBool);
   CausalLM model = load_causal_lm(testing_fixture::fixture_dir("tied-f32"), at::kFloat);
 };
+
+// The decode step's grouped-head attention (used on CUDA, where SDPA with a mask and grouped heads
+// would copy K and V per query head) equals SDPA's, over strided views of a cache and a mask that
+// hides different columns per row; in fp32 and bf16.
+TEST(GroupedDecodeAttention, EqualsSdpaWithGroupedHeadsOverACacheView) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  const int64_t B = 3, H = 8, KV = 2, D = 16, C = 40, S = 29;
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    SCOPED_TRACE(c10::toString(dtype));
+    at::Tensor q = at::randn({B, 1, H, D}, gen).to(dtype);
+    at::Tensor cache_k = at::randn({B, KV, C, D}, gen).to(dtype),
+               cache_v = at::randn({B, KV, C, D}, gen).to(dtype);
+    at::Tensor k = cache_k.narrow(2, 0, S),
+               v = cache_v.narrow(2, 0, S);  // strided, as the engine passes them
+    at::Tensor bias = at::zeros({B, S});
+    bias[0].narrow(0, 0, 5).fill_(-std::numeric_limits<float>::infinity());   // left padding of row 0
+    bias[2].narrow(0, 20, 9).fill_(-std::numeric_limits<float>::infinity());  // columns row 2 has not reached
+    const at::Tensor got = grouped_decode_attention(q, k, v, bias);
+    ASSERT_EQ(got.sizes(), (std::vector<int64_t>{B, 1, H * D}));
+    EXPECT_EQ(got.scalar_type(), dtype);
+    const at::Tensor want = at::scaled_dot_product_attention(
+                                q.transpose(1, 2).to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat),
+                                bias.view({B, 1, 1, S}), 0.0, false, std::nullopt, /*enable_gqa=*/true)
+                                .transpose(1, 2)
+                                .reshape({B, 1, H * D});
+    EXPECT_LT(max_abs_diff(got.to(at::kFloat), want), dtype == at::kFloat ? 1e-5 : 3e-2);
+    // Row 2 ignores what its masked columns hold.
+    cache_v[2].narrow(1, 20, 9).fill_(1e4);
+    EXPECT_TRUE(grouped_decode_attention(q, k, v, bias)[2].equal(got[2]));
+  }
+}
 
 // bf16 parameters and bf16 autocast run, stay close to the fp32 logits, and gradients flow.
 TEST(Precision, Bf16ParametersAndAutocastStayCloseToFp32) {
