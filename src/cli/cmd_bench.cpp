@@ -120,11 +120,18 @@ struct FlopModel {
   }
 };
 
-std::vector<int64_t> parse_list(const std::string& s, const std::string& option) {
-  std::vector<int64_t> out;
+// The comma-separated items of an option's value.
+std::vector<std::string> comma_items(const std::string& s) {
+  std::vector<std::string> items;
   std::stringstream in(s);
   std::string item;
-  while (std::getline(in, item, ',')) {
+  while (std::getline(in, item, ',')) items.push_back(item);
+  return items;
+}
+
+std::vector<int64_t> parse_list(const std::string& s, const std::string& option) {
+  std::vector<int64_t> out;
+  for (const std::string& item : comma_items(s)) {
     try {
       size_t used = 0;
       int64_t v = std::stoll(item, &used);
@@ -142,9 +149,7 @@ std::vector<int64_t> parse_list(const std::string& s, const std::string& option)
 // "on", "off" or a comma-separated list of them.
 std::vector<bool> parse_switches(const std::string& s, const std::string& option) {
   std::vector<bool> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ','))
+  for (const std::string& item : comma_items(s))
     if (item == "on" || item == "off")
       out.push_back(item == "on");
     else
@@ -176,10 +181,10 @@ struct Precision {
 std::vector<Precision> parse_precisions(const BenchArgs& a, at::ScalarType dtype,
                                         const std::string& fallback) {
   std::vector<Precision> out;
-  std::stringstream in(a.autocast ? std::string("bf16") : a.precisions.empty() ? fallback : a.precisions);
-  std::string item;
   std::set<std::string> seen;
-  while (std::getline(in, item, ',')) {
+  for (const std::string& item : comma_items(a.autocast             ? std::string("bf16")
+                                             : a.precisions.empty() ? fallback
+                                                                    : a.precisions)) {
     if (item != "fp32" && item != "bf16")
       throw UsageError("--precision \"" + a.precisions + "\": expected fp32, bf16 or fp32,bf16");
     if (!seen.insert(item).second) continue;

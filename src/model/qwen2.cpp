@@ -106,7 +106,7 @@ void ensure_bf16_copy(const at::Tensor& w, at::Tensor& w16) {
 }
 
 // The weight a fused inference matmul uses: under CPU/CUDA autocast a bf16 copy kept next to the fp32
-// one (autocast would otherwise convert the non-parameter copy again at every call).
+// one (autocast would otherwise convert it again at every call), else `w` itself.
 const at::Tensor& fused_weight(const at::Tensor& w, at::Tensor& w16, const at::Tensor& x) {
   if (w.scalar_type() == at::kFloat && autocast_enabled(x.device())) {
     ensure_bf16_copy(w, w16);
@@ -119,9 +119,7 @@ const at::Tensor& fused_weight(const at::Tensor& w, at::Tensor& w16, const at::T
 // once. (torch::nn::Linear multiplies by weight.t(), a view, which autocast's cast cache skips: every
 // call would convert the whole weight again.)
 at::Tensor inference_linear(torch::nn::Linear& l, at::Tensor& w16, const at::Tensor& x) {
-  if (l->weight.scalar_type() != at::kFloat || !autocast_enabled(x.device())) return l(x);
-  ensure_bf16_copy(l->weight, w16);
-  return at::linear(x, w16, l->bias);
+  return &fused_weight(l->weight, w16, x) == &w16 ? at::linear(x, w16, l->bias) : l(x);
 }
 
 void init_linear(torch::nn::Linear& l, double std) {

@@ -73,7 +73,7 @@ GenerateOptions generate_options(const Sampler& s, int64_t n, bool greedy, doubl
   opt.eos_ids = s.eos_ids;
   opt.pad_id = s.pad_id;
   opt.num_samples = n;
-  opt.cuda_graphs = c.rollout.cuda_graphs && !s.layer_by_layer;
+  opt.cuda_graphs = c.rollout.cuda_graphs;  // the engine leaves them off while passes gather weights
   if (!c.rollout.stop.empty()) {
     const Tokenizer* tok = &s.tokenizer;
     const std::vector<std::string> stops = c.rollout.stop;
