@@ -1,21 +1,23 @@
-// Attention of one new token per row (a decode step) over a KV cache with grouped key/value heads.
+// Attention with grouped key/value heads, for the shapes where SDPA has no fused kernel.
 //
 // SDPA's fused CUDA kernels take either a mask (memory-efficient attention) or grouped heads (flash
-// attention), not both, so a masked decode step with enable_gqa falls back to SDPA's math kernel,
-// which repeats K and V for every query head: at 3B and 256 rows about 2 GiB written and read per
-// layer and step, far more than the weights. Here the queries are viewed as (B, KV, H / KV, D), so
-// each key/value head meets its group of query heads in one batched matmul over the cache's own
-// strides: no copy of K or V, and a score matrix of only B x H x S.
+// attention), not both, and flash attention takes no fp32. Where none applies, SDPA falls back to its
+// math kernel, which repeats K and V for every query head: in a decode step at 3B and 256 rows about
+// 2 GiB written and read per layer and step, far more than the weights. Here the queries are viewed as
+// (B, KV, H / KV * T, D), so each key/value head meets its group of query heads in one batched matmul
+// over K and V as they are (strided views of a cache included): no copy of K or V, and the scores the
+// math kernel makes too (B x H x T x S).
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 namespace tinyzero {
 
-// q (B, 1, H, D); k, v (B, KV, S, D), possibly strided views of a cache, KV dividing H; bias additive
-// float, B x S elements (0 = attend, -inf = masked). Query head h uses key/value head h / (H / KV), as
-// SDPA's enable_gqa does. Returns (B, 1, H * D) in q's dtype; softmax in fp32.
-at::Tensor grouped_decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                    const at::Tensor& bias);
+// q (B, T, H, D); k, v (B, KV, S, D), KV dividing H; bias additive float with B x T x S elements,
+// laid out (B, T, S) (0 = attend, -inf = masked; every query row attends at least one key). Query
+// head h uses key/value head h / (H / KV), as SDPA's enable_gqa does. Returns (B, T, H * D) in q's
+// dtype; the softmax in fp32. Differentiable.
+at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const at::Tensor& bias);
 
 }  // namespace tinyzero

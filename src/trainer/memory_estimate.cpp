@@ -71,20 +71,22 @@ Parts critic_parts(const TransformerConfig& m) {
 }
 
 // Bytes of activations kept for backward per token per layer, attending over `seq` columns.
-double activation_bytes_per_token_layer(const TransformerConfig& m, double act_bytes, int64_t seq) {
+// Whole sequences attend causally with grouped heads (sdpa_attention and causal_rows in
+// src/model/qwen2.cpp), so no code path copies K/V per query head. SDPA's flash kernels (CUDA in bf16,
+// the CPU in any dtype) keep the output and one fp32 logsumexp per head; CUDA in fp32 takes
+// grouped_attention, which keeps the fp32 probabilities (heads * seq per token) and a copy of q.
+double activation_bytes_per_token_layer(const TransformerConfig& m, double act_bytes, int64_t seq,
+                                        bool flash) {
   const double h = static_cast<double>(m.hidden_size);
   const double q = static_cast<double>(m.num_attention_heads * m.head_dim);
   const double kv = static_cast<double>(m.num_key_value_heads * m.head_dim);
   const double inter = static_cast<double>(m.intermediate_size);
+  const double heads = static_cast<double>(m.num_attention_heads);
   // x, norm out, rotated q, attention out, o_proj out, residual, norm2 out, down out, q: ~9 h;
   // k, v, rotated k: 3 kv; gate, up, silu(gate), product: 4 I.
-  // sdpa_attention (src/model/qwen2.cpp) passes enable_gqa, so our code makes no per-head copy of K/V;
-  // but it passes an additive mask, which rules out CUDA's flash kernel, and SDPA's math fallback
-  // expands K and V to every query head (repeat_interleave) and keeps them for backward: 2 q.
-  const double dense = 9 * h + 3 * kv + 2 * q + 4 * inter;
-  // Attention scores and probabilities: heads * seq each per token, as SDPA's math kernel keeps them.
-  const double scores = 2.0 * static_cast<double>(m.num_attention_heads) * static_cast<double>(seq);
-  return (dense + scores) * act_bytes;
+  const double dense = (9 * h + 3 * kv + 4 * inter) * act_bytes;
+  if (flash) return dense + heads * 4;
+  return dense + q * act_bytes + heads * static_cast<double>(seq) * 4;
 }
 
 struct Shape {
@@ -97,6 +99,7 @@ struct Shape {
   double grad_shard;   // divisor of gradients (ZeRO-2/3)
   double state_shard;  // divisor of AdamW state (ZeRO-1/2/3)
   bool cuda;
+  bool flash;  // whole-sequence attention on SDPA's flash kernel (activation_bytes_per_token_layer)
 };
 
 Shape shape_of(const TrainConfig& c, int world_size) {
@@ -111,6 +114,7 @@ Shape shape_of(const TrainConfig& c, int world_size) {
   s.cuda = c.trainer.device != "cpu";
   const bool bf16 = resolve_autocast_bf16(c.model.autocast_bf16, s.cuda ? "cuda" : "cpu");
   s.act_bytes = bf16 ? 2.0 : s.param_bytes;
+  s.flash = !s.cuda || s.act_bytes < 4;  // flash attention takes bf16 and fp16 on CUDA
   s.ref_bytes = c.reference.dtype == "same" ? s.param_bytes : dtype_bytes(c.reference.dtype);
   s.checkpointing = c.model.activation_checkpointing || s.stage >= 3;
   s.shard = s.stage >= 3 ? s.W : 1;
@@ -315,7 +319,7 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
     const double tokens = static_cast<double>(lp_rows * s.seq);
     pass.items.push_back(
         {"forward activations",
-         tokens * (activation_bytes_per_token_layer(m, s.act_bytes, s.seq) + 2 * H * s.act_bytes),
+         tokens * (activation_bytes_per_token_layer(m, s.act_bytes, s.seq, s.flash) + 2 * H * s.act_bytes),
          std::to_string(lp_rows) + " rows x " + std::to_string(s.seq) +
              " tokens: one layer's working set and the residual stream"});
     pass.items.push_back({"log-prob head chunk", 3 * kHeadChunkTokens * V * 4,
@@ -343,7 +347,7 @@ MemoryEstimate estimate_memory(const TrainConfig& c, const TransformerConfig& m,
         (lm_head && c.actor.use_dynamic_bsz) ? c.actor.ppo_max_token_len : micro_sequences * s.seq;
     const double tokens = static_cast<double>(micro_tokens);
     const int64_t attn_seq = (lm_head && c.actor.use_dynamic_bsz) ? std::min(s.seq, micro_tokens) : s.seq;
-    const double per_layer = tokens * activation_bytes_per_token_layer(m, s.act_bytes, attn_seq);
+    const double per_layer = tokens * activation_bytes_per_token_layer(m, s.act_bytes, attn_seq, s.flash);
     const double layers = static_cast<double>(m.num_hidden_layers);
     const double acts =
         s.checkpointing ? layers * tokens * H * s.act_bytes + 2 * per_layer : layers * per_layer;

@@ -25,7 +25,8 @@ struct KVCache;
 // Per-forward tables shared by every layer: rotary cos/sin and the attention mask.
 struct ForwardTables {
   at::Tensor cos, sin;     // (B, T, 1, D) in the activations' dtype
-  at::Tensor attn_bias;    // (B, 1, 1, T, S) float: 0 where a query may attend a key, -inf elsewhere
+  at::Tensor attn_bias;    // (B, 1, 1, T, S) float: 0 where a query may attend a key, -inf elsewhere;
+                           // undefined: plain causal attention (S == T)
   at::Tensor write_index;  // decode steps with per-row cache columns: (B) int64, where row b's new key
                            // goes (T = 1); undefined: the T new keys go to columns [offset, offset + T)
 };
@@ -136,7 +137,9 @@ class CausalLMImpl : public torch::nn::Module {
   // real tokens; without one, key_mask is the (B, T) attention mask. `layer_outputs`, when given,
   // receives the embeddings and the output of every layer (before the final norm). `key_bias`, for
   // one-token decode steps, replaces key_mask by a ready additive mask (B, >= offset + 1) float
-  // (0 = real, -inf = padding) kept by the caller across steps.
+  // (0 = real, -inf = padding) kept by the caller across steps. Without a cache, rows whose real tokens
+  // form one run are computed rotated to start at column 0, with plain causal attention (no mask: the
+  // fused kernels with grouped heads); the outputs come back in the input's columns.
   at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& key_mask, const at::Tensor& position_ids,
                            KVCache* cache = nullptr, int64_t offset = 0,
                            std::vector<at::Tensor>* layer_outputs = nullptr, const at::Tensor& key_bias = {});

@@ -12,6 +12,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
+#include <ATen/native/transformers/sdp_utils_cpp.h>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -164,6 +165,27 @@ TEST_P(CudaLogits, Bf16AutocastStaysNearCpuFp32) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaLogits, ::testing::Values("tied-f32", "untied-bf16"),
                          variant_test_name);
+
+// The premise of the model's attention on whole sequences (training, log-prob passes): plain causal
+// attention with grouped heads in bf16, at 3B's head layout (16 query heads over 2 KV heads, D = 128),
+// has a fused SDPA kernel, so K and V are not copied per query head. (Masked and fp32 cases take
+// grouped_attention instead; the logits tests above run both.)
+class CudaAttention : public GpuTest {};
+
+TEST_F(CudaAttention, CausalGroupedHeadsInBf16TakeAFusedKernel) {
+  const auto bf16 = at::TensorOptions().dtype(at::kBFloat16).device(device());
+  at::Tensor q = at::randn({2, 16, 256, 128}, bf16), k = at::randn({2, 2, 256, 128}, bf16),
+             v = at::randn({2, 2, 256, 128}, bf16);
+  const int64_t backend = at::_fused_sdp_choice(q, k, v, std::nullopt, 0.0, /*is_causal=*/true, std::nullopt,
+                                                /*enable_gqa=*/true);
+  std::printf("%s SDPA backend for causal bf16 with grouped heads: %lld (0 = math)\n", dut_.name().c_str(),
+              static_cast<long long>(backend));
+  EXPECT_NE(backend, static_cast<int64_t>(sdp::SDPBackend::math));
+  // And its gradients flow through it.
+  at::Tensor gq = q.clone().requires_grad_(true);
+  at::scaled_dot_product_attention(gq, k, v, std::nullopt, 0.0, true, std::nullopt, true).sum().backward();
+  EXPECT_TRUE(gq.grad().isfinite().all().item<bool>());
+}
 
 // ---------------------------------------------------------------------------------------------------
 class CudaGreedy : public CudaLogits {};

@@ -17,6 +17,7 @@
 #include "tinyzero/core/files.h"
 #include "tinyzero/io/checkpoint.h"
 #include "tinyzero/io/safetensors.h"
+#include "tinyzero/model/kv_cache.h"
 #include "tinyzero/model/logprobs.h"
 #include "tinyzero/model/qwen2.h"
 #include "tinyzero/model/weights.h"
@@ -375,34 +376,97 @@ struct TiedF32 {
   CausalLM model = load_causal_lm(testing_fixture::fixture_dir("tied-f32"), at::kFloat);
 };
 
-// The decode step's grouped-head attention (used on CUDA, where SDPA with a mask and grouped heads
-// would copy K and V per query head) equals SDPA's, over strided views of a cache and a mask that
-// hides different columns per row; in fp32 and bf16.
-TEST(GroupedDecodeAttention, EqualsSdpaWithGroupedHeadsOverACacheView) {
+// Grouped-head attention (used on CUDA where SDPA has no fused kernel for a mask with grouped heads)
+// equals SDPA's, over strided views of a cache and masks that hide different columns per row: a
+// decode step (T = 1) and a prefill with causal and padding masks (T = 5), in fp32 and bf16; and its
+// gradients equal SDPA's.
+TEST(GroupedAttention, EqualsSdpaWithGroupedHeadsOverACacheView) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   const int64_t B = 3, H = 8, KV = 2, D = 16, C = 40, S = 29;
-  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
-    SCOPED_TRACE(c10::toString(dtype));
-    at::Tensor q = at::randn({B, 1, H, D}, gen).to(dtype);
-    at::Tensor cache_k = at::randn({B, KV, C, D}, gen).to(dtype),
-               cache_v = at::randn({B, KV, C, D}, gen).to(dtype);
-    at::Tensor k = cache_k.narrow(2, 0, S),
-               v = cache_v.narrow(2, 0, S);  // strided, as the engine passes them
-    at::Tensor bias = at::zeros({B, S});
-    bias[0].narrow(0, 0, 5).fill_(-std::numeric_limits<float>::infinity());   // left padding of row 0
-    bias[2].narrow(0, 20, 9).fill_(-std::numeric_limits<float>::infinity());  // columns row 2 has not reached
-    const at::Tensor got = grouped_decode_attention(q, k, v, bias);
-    ASSERT_EQ(got.sizes(), (std::vector<int64_t>{B, 1, H * D}));
-    EXPECT_EQ(got.scalar_type(), dtype);
-    const at::Tensor want = at::scaled_dot_product_attention(
-                                q.transpose(1, 2).to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat),
-                                bias.view({B, 1, 1, S}), 0.0, false, std::nullopt, /*enable_gqa=*/true)
-                                .transpose(1, 2)
-                                .reshape({B, 1, H * D});
-    EXPECT_LT(max_abs_diff(got.to(at::kFloat), want), dtype == at::kFloat ? 1e-5 : 3e-2);
-    // Row 2 ignores what its masked columns hold.
-    cache_v[2].narrow(1, 20, 9).fill_(1e4);
-    EXPECT_TRUE(grouped_decode_attention(q, k, v, bias)[2].equal(got[2]));
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t T : {1, 5}) {
+    for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+      SCOPED_TRACE(std::to_string(T) + " queries, " + c10::toString(dtype));
+      at::Tensor q = at::randn({B, T, H, D}, gen).to(dtype);
+      at::Tensor cache_k = at::randn({B, KV, C, D}, gen).to(dtype),
+                 cache_v = at::randn({B, KV, C, D}, gen).to(dtype);
+      at::Tensor k = cache_k.narrow(2, 0, S),
+                 v = cache_v.narrow(2, 0, S);  // strided, as the engine passes them
+      at::Tensor bias = at::zeros({B, T, S});
+      bias[0].narrow(1, 0, 5).fill_(neg_inf);  // left padding of row 0
+      for (int64_t t = 0; t < T; ++t)          // query t of row 2 is at column 20 + t
+        bias[2][t].narrow(0, 21 + t, S - 21 - t).fill_(neg_inf);
+      const at::Tensor got = grouped_attention(q, k, v, bias);
+      ASSERT_EQ(got.sizes(), (std::vector<int64_t>{B, T, H * D}));
+      EXPECT_EQ(got.scalar_type(), dtype);
+      const at::Tensor want = at::scaled_dot_product_attention(
+                                  q.transpose(1, 2).to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat),
+                                  bias.view({B, 1, T, S}), 0.0, false, std::nullopt, /*enable_gqa=*/true)
+                                  .transpose(1, 2)
+                                  .reshape({B, T, H * D});
+      EXPECT_LT(max_abs_diff(got.to(at::kFloat), want), dtype == at::kFloat ? 1e-5 : 3e-2);
+      // Row 2 ignores what its masked columns hold.
+      cache_v[2].narrow(1, 21 + T, S - 21 - T).fill_(1e4);
+      EXPECT_TRUE(grouped_attention(q, k, v, bias)[2].equal(got[2]));
+    }
+  }
+  // Gradients with respect to q, k and v, against SDPA's.
+  const int64_t T = 6;
+  at::Tensor q = at::randn({B, T, H, D}, gen), k = at::randn({B, KV, T, D}, gen),
+             v = at::randn({B, KV, T, D}, gen);
+  at::Tensor bias =
+      at::zeros({T, T}).masked_fill_(at::ones({T, T}, at::kBool).triu(1), neg_inf).expand({B, T, T});
+  at::Tensor weights = at::randn({B, T, H * D}, gen);
+  std::vector<at::Tensor> grads[2];
+  for (int way = 0; way < 2; ++way) {
+    at::Tensor gq = q.clone().requires_grad_(true), gk = k.clone().requires_grad_(true),
+               gv = v.clone().requires_grad_(true);
+    at::Tensor out = way == 0
+                         ? grouped_attention(gq, gk, gv, bias)
+                         : at::scaled_dot_product_attention(gq.transpose(1, 2), gk, gv, std::nullopt, 0.0,
+                                                            /*is_causal=*/true, std::nullopt, true)
+                               .transpose(1, 2)
+                               .reshape({B, T, H * D});
+    (out * weights).sum().backward();
+    grads[way] = {gq.grad(), gk.grad(), gv.grad()};
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_LT(max_abs_diff(grads[0][i], grads[1][i]), 1e-5) << "gradient " << i;
+}
+
+// Whole sequences whose real tokens form one run per row (left padding, right padding, both, none)
+// take plain causal attention on rows rotated to start at column 0; that equals the masked attention
+// a prefill into a KV cache takes, on every real position, for the final and every layer's hidden
+// states. A row with a hole in its mask is not such a run and takes the mask (else it would differ).
+TEST(CausalRows, PlainCausalAttentionEqualsTheMaskedPath) {
+  torch::NoGradGuard no_grad;
+  TiedF32 f;
+  const int64_t B = f.ids.size(0), T = f.ids.size(1);
+  for (bool with_hole : {false, true}) {
+    SCOPED_TRACE(with_hole ? "a row with a hole" : "runs");
+    at::Tensor mask = f.mask.clone();
+    mask[0].narrow(0, T - 2, 2).zero_();  // row 0: padding after its run
+    if (with_hole) mask[0][3] = 0;
+    for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+      SCOPED_TRACE(c10::toString(dtype));
+      f.model->to(dtype);
+      at::Tensor pos = positions_from_mask(mask);
+      std::vector<at::Tensor> plain_layers, masked_layers;
+      at::Tensor plain = f.model->hidden_states(f.ids, mask, pos, nullptr, 0, &plain_layers);
+      KVCache cache = KVCache::allocate(f.model->config(), B, T, dtype, at::kCPU);
+      at::Tensor masked = f.model->hidden_states(f.ids, mask, pos, &cache, 0, &masked_layers);
+      at::Tensor real = mask.to(at::kBool);
+      // Relative to the largest magnitude: the two kernels round differently (bf16: a few of its ulps).
+      const double tol = dtype == at::kFloat ? 1e-6 : 2e-2;
+      auto relative_diff = [&](const at::Tensor& a, const at::Tensor& b) {
+        at::Tensor x = a.index({real}).to(at::kFloat), y = b.index({real}).to(at::kFloat);
+        return max_abs_diff(x, y) / std::max(1.0, x.abs().max().item<double>());
+      };
+      EXPECT_LT(relative_diff(plain, masked), tol);
+      ASSERT_EQ(plain_layers.size(), masked_layers.size());
+      for (size_t i = 0; i < plain_layers.size(); ++i)
+        EXPECT_LT(relative_diff(plain_layers[i], masked_layers[i]), tol) << "layer output " << i;
+    }
+    f.model->to(at::kFloat);
   }
 }
 
