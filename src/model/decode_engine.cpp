@@ -45,8 +45,8 @@ int64_t bucket_rows(int64_t live, int64_t slots) {
   return std::min(rows, slots);
 }
 
-// Prompts prefilled together: all but their last token (which the first decode step feeds), left-padded
-// to `width` columns.
+// Prompts prefilled together: all but their last token (which the first decode step feeds), each from
+// column 0 and right-padded to `width` columns (a multiple of kCacheColumnAlign).
 struct PrefillBatch {
   KVCache cache;    // (k rows, KV, width, D) per layer; empty when width is 0
   at::Tensor bias;  // (k, width) float: 0 at real tokens, -inf at padding
@@ -140,6 +140,7 @@ class Engine {
     for (int64_t i : picked)
       batch->width =
           std::max(batch->width, static_cast<int64_t>(job_.prompts[static_cast<size_t>(i)].size()) - 1);
+    batch->width = cache_columns(batch->width);
     const int64_t W = batch->width;
     batch->bias = at::full({k, W}, kNegInf, at::TensorOptions().dtype(at::kFloat));
     if (W > 0) {
@@ -148,9 +149,9 @@ class Engine {
         const auto& p = job_.prompts[static_cast<size_t>(picked[static_cast<size_t>(r)])];
         const int64_t len = static_cast<int64_t>(p.size()) - 1;  // the last token is fed by the first step
         if (len == 0) continue;
-        ids[r].narrow(0, W - len, len).copy_(torch::tensor(std::vector<int64_t>(p.begin(), p.end() - 1)));
-        mask[r].narrow(0, W - len, len).fill_(1);
-        batch->bias[r].narrow(0, W - len, len).fill_(0.0);
+        ids[r].narrow(0, 0, len).copy_(torch::tensor(std::vector<int64_t>(p.begin(), p.end() - 1)));
+        mask[r].narrow(0, 0, len).fill_(1);
+        batch->bias[r].narrow(0, 0, len).fill_(0.0);
       }
       ids = ids.to(dev_);
       mask = mask.to(dev_);
@@ -191,11 +192,11 @@ class Engine {
       slots.push_back(s);
       last_tok.push_back(prompt.back());
       pos.push_back(static_cast<int64_t>(prompt.size()) - 1);
-      widx.push_back(r.batch->width);
+      widx.push_back(static_cast<int64_t>(prompt.size()) - 1);  // the column after its prompt's keys
       keys.push_back(sample_key(o_.seed, o_.first_prompt + static_cast<uint64_t>(r.prompt),
                                 static_cast<uint64_t>(r.next_sample)));
       sample_of_[static_cast<size_t>(s)] = r.prompt * n + r.next_sample;
-      wbound_[static_cast<size_t>(s)] = r.batch->width;
+      wbound_[static_cast<size_t>(s)] = static_cast<int64_t>(prompt.size()) - 1;
       tbound_[static_cast<size_t>(s)] = 0;
       if (++r.next_sample == n) ready_.pop_front();
     }
@@ -239,7 +240,8 @@ class Engine {
     int64_t S = 1;
     for (int64_t s = 0; s < A_; ++s)
       if (sample_of_[static_cast<size_t>(s)] >= 0) S = std::max(S, wbound_[static_cast<size_t>(s)] + 1);
-    if (static_shapes_) S = std::min(C_, (S + kDecodeWidthStep - 1) / kDecodeWidthStep * kDecodeWidthStep);
+    S = std::min(C_, static_shapes_ ? (S + kDecodeWidthStep - 1) / kDecodeWidthStep * kDecodeWidthStep
+                                    : cache_columns(S));
     graphs_.run(A_, S, [&] { step_on_device(S); });
     for (int64_t s = 0; s < A_; ++s) {
       auto u = static_cast<size_t>(s);

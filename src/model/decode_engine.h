@@ -5,6 +5,7 @@
 #include <mutex>
 #include <vector>
 
+#include "tinyzero/model/decode_memory.h"
 #include "tinyzero/model/generator.h"
 
 namespace tinyzero {
@@ -25,8 +26,10 @@ struct GenerationJob {
   const GenerateOptions& options;
   int64_t longest_prompt = 0;
   std::vector<SampleOutput> outputs;
-  // Columns of an engine's KV slab: the longest prompt and every new token.
-  int64_t capacity() const { return longest_prompt + options.max_new_tokens; }
+  // Tokens of the longest row: the longest prompt and every new token.
+  int64_t tokens() const { return longest_prompt + options.max_new_tokens; }
+  // Columns of an engine's KV slab (decode_memory.h).
+  int64_t capacity() const { return cache_columns(tokens()); }
   std::mutex progress_mutex;  // serialises options.on_rows_done
 };
 

@@ -16,8 +16,8 @@
 
 namespace tinyzero {
 
-DecodeRowBytes decode_row_bytes(const TransformerConfig& m, int64_t capacity, int64_t cache_bytes) {
-  const double C = static_cast<double>(capacity), e = static_cast<double>(cache_bytes);
+DecodeRowBytes decode_row_bytes(const TransformerConfig& m, int64_t tokens, int64_t cache_bytes) {
+  const double C = static_cast<double>(cache_columns(tokens)), e = static_cast<double>(cache_bytes);
   const double L = static_cast<double>(m.num_hidden_layers), V = static_cast<double>(m.vocab_size);
   const double h = static_cast<double>(m.hidden_size), I = static_cast<double>(m.intermediate_size);
   const double q = static_cast<double>(m.num_attention_heads * m.head_dim);

@@ -171,12 +171,11 @@ int64_t active_rows(CausalLMImpl& model, const GenerationJob& job, int64_t R, do
   const GenerateOptions& o = job.options;
   int64_t rows = o.max_active_rows > 0 ? std::min(o.max_active_rows, R) : R;
   if (budget <= 0) return rows;
-  const int64_t capacity = job.capacity();
   const DecodeRowBytes row = decode_row_bytes(
-      model.config(), capacity, static_cast<int64_t>(c10::elementSize(decode_cache_dtype(model))));
+      model.config(), job.tokens(), static_cast<int64_t>(c10::elementSize(decode_cache_dtype(model))));
   const int64_t fit = rows_within(budget, row);
   if (fit < 1)
-    throw Error("generate: one decoding row of " + std::to_string(capacity) + " tokens needs " +
+    throw Error("generate: one decoding row of " + std::to_string(job.tokens()) + " tokens needs " +
                 format_gib(row.total()) + " (KV cache " + format_gib(row.kv) + ", decode tensors " +
                 format_gib(row.step) + "), but only " + format_gib(budget) +
                 " is left for the rollout (after the fused inference weights); shorten "

@@ -19,9 +19,22 @@ struct DecodeRowBytes {
   double total() const { return kv + step; }
 };
 
-// A row of `capacity` tokens (longest prompt + max new tokens) with its cache in `cache_bytes`-byte
-// elements (2 under bf16 autocast or bf16 weights, else 4).
-DecodeRowBytes decode_row_bytes(const TransformerConfig& model, int64_t capacity, int64_t cache_bytes);
+// The rollout engine's attention widths (prefill and decode) and KV slabs are multiples of this many
+// cache columns. Each row's keys start at column 0, so a row's real keys then lie in whole 16-column
+// groups of any width its batch has, and the attention kernels (SDPA's CPU kernel rounds a partial last
+// group its own way) give the row the same bits in any batch: a sample does not depend on the prompts
+// it was generated with.
+constexpr int64_t kCacheColumnAlign = 16;
+
+// The columns of a row's KV slab for `tokens` (longest prompt + max new tokens): rounded up to
+// kCacheColumnAlign.
+inline int64_t cache_columns(int64_t tokens) {
+  return (tokens + kCacheColumnAlign - 1) / kCacheColumnAlign * kCacheColumnAlign;
+}
+
+// A row of `tokens` tokens (longest prompt + max new tokens; its slab holds cache_columns(tokens)) with
+// its cache in `cache_bytes`-byte elements (2 under bf16 autocast or bf16 weights, else 4).
+DecodeRowBytes decode_row_bytes(const TransformerConfig& model, int64_t tokens, int64_t cache_bytes);
 
 // The copies generate() makes for a call (CausalLMImpl::set_fused_inference): q/k/v and gate/up weights
 // (and biases) concatenated per layer in `param_bytes`-byte elements, plus, when `bf16_copies` (fp32
