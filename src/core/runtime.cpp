@@ -11,8 +11,10 @@
 #include <climits>
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -80,39 +82,64 @@ BlasProbe probe_blas() {
   return probe;
 }
 
-bool cpuinfo_has_native_bf16(const std::string& cpuinfo) {
+namespace {
+
+// The words of the first "flags" (x86) or "Features" (Arm) line of a /proc/cpuinfo. Every core lists the
+// same set, so the first such line decides.
+std::vector<std::string> cpu_flags(const std::string& cpuinfo) {
   std::istringstream in(cpuinfo);
   std::string line;
+  std::vector<std::string> flags;
   while (std::getline(in, line)) {
-    // x86: "flags : ... avx512_bf16 ... amx_bf16 ..."; Arm: "Features : ... bf16 ...". Every core lists
-    // the same set, so the first such line decides.
     if (line.rfind("flags", 0) != 0 && line.rfind("Features", 0) != 0) continue;
     const size_t colon = line.find(':');
     std::istringstream words(colon == std::string::npos ? std::string() : line.substr(colon + 1));
     std::string w;
-    while (words >> w)
-      if (w == "avx512_bf16" || w == "amx_bf16" || w == "bf16") return true;
-    return false;
+    while (words >> w) flags.push_back(w);
+    break;
   }
+  return flags;
+}
+
+bool has_any(const std::vector<std::string>& flags, std::initializer_list<const char*> wanted) {
+  for (const std::string& f : flags)
+    for (const char* w : wanted)
+      if (f == w) return true;
   return false;
 }
 
-bool cpu_has_native_bf16() {
-  static const bool has = [] {
-    std::ifstream in("/proc/cpuinfo");
-    std::ostringstream text;
-    text << in.rdbuf();
-    return cpuinfo_has_native_bf16(text.str());
-  }();
-  return has;
+}  // namespace
+
+bool cpuinfo_has_native_bf16(const std::string& cpuinfo) {
+  return has_any(cpu_flags(cpuinfo), {"avx512_bf16", "amx_bf16", "bf16"});
 }
+
+bool cpuinfo_prefers_bf16(const std::string& cpuinfo) {
+  return has_any(cpu_flags(cpuinfo), {"amx_bf16", "bf16"});  // x86 AMX; Arm's bf16 ("Features")
+}
+
+namespace {
+const std::string& proc_cpuinfo() {
+  static const std::string text = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::ostringstream all;
+    all << in.rdbuf();
+    return all.str();
+  }();
+  return text;
+}
+}  // namespace
+
+bool cpu_has_native_bf16() { return cpuinfo_has_native_bf16(proc_cpuinfo()); }
+
+bool cpu_prefers_bf16() { return cpuinfo_prefers_bf16(proc_cpuinfo()); }
 
 bool resolve_autocast_bf16(const std::string& setting, const std::string& device) {
   if (setting == "true") return true;
   if (setting == "false") return false;
   if (setting != "auto")
     throw ConfigError("model.autocast_bf16 \"" + setting + "\" is not one of true, false, auto");
-  return device == "cuda" || cpu_has_native_bf16();
+  return device == "cuda" || cpu_prefers_bf16();
 }
 
 void set_blas_threads(int threads) {

@@ -150,9 +150,11 @@ bool pick_autocast(const TrainConfig& c, const at::Device& device) {
         "/proc/cpuinfo): bf16 matmuls run 10-30x slower than fp32 here; set model.autocast_bf16=auto or "
         "false");
   } else if (c.model.autocast_bf16 == "auto") {
-    const char* why = !on                ? "off (this CPU has no native bf16 matmul; matmuls in fp32)"
-                      : device.is_cuda() ? "on (CUDA)"
-                                         : "on (this CPU has native bf16 matmul)";
+    const char* why =
+        on ? (device.is_cuda() ? "on (CUDA)" : "on (this CPU's bf16 matmuls run on AMX or Arm bf16)")
+        : cpu_has_native_bf16()
+            ? "off (this CPU has bf16 instructions but no AMX: its fp32 matmuls are faster)"
+            : "off (this CPU has no native bf16 matmul; matmuls in fp32)";
     logging::info("model.autocast_bf16=auto: bf16 autocast {}", why);
   }
   return on;

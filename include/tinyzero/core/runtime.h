@@ -36,8 +36,17 @@ bool cpu_has_native_bf16();
 // The same decision from the text of a /proc/cpuinfo.
 bool cpuinfo_has_native_bf16(const std::string& cpuinfo);
 
+// Whether model.autocast_bf16=auto turns bf16 on for this CPU: where bf16 matmuls beat fp32 ones, which
+// takes a matrix engine: x86 AMX (amx_bf16), or Arm bf16 (kept from the earlier rule, not measured
+// here). AVX-512 BF16 alone is not enough: on a 2-core Xeon with avx512_bf16 and no AMX (2026-12-07)
+// oneDNN's bf16 matmuls reached 156 GFLOP/s against 254-271 in fp32, and a step of the tiny demo took
+// 19-22 s under bf16 autocast against 12-14 s in fp32.
+bool cpu_prefers_bf16();
+// The same decision from the text of a /proc/cpuinfo.
+bool cpuinfo_prefers_bf16(const std::string& cpuinfo);
+
 // Whether bf16 autocast runs for model.autocast_bf16 = "true" | "false" | "auto" on `device` ("cpu" or
-// "cuda"): auto = on for CUDA and for a CPU with native bf16 matmul, off on any other CPU.
+// "cuda"): auto = on for CUDA and for a CPU that prefers bf16 (above), off on any other CPU.
 bool resolve_autocast_bf16(const std::string& setting, const std::string& device);
 
 // Tells a loaded OpenBLAS to use `threads` threads (found at run time; a no-op for other BLAS
