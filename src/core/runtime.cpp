@@ -108,17 +108,6 @@ bool has_any(const std::vector<std::string>& flags, std::initializer_list<const 
   return false;
 }
 
-}  // namespace
-
-bool cpuinfo_has_native_bf16(const std::string& cpuinfo) {
-  return has_any(cpu_flags(cpuinfo), {"avx512_bf16", "amx_bf16", "bf16"});
-}
-
-bool cpuinfo_prefers_bf16(const std::string& cpuinfo) {
-  return has_any(cpu_flags(cpuinfo), {"amx_bf16", "bf16"});  // x86 AMX; Arm's bf16 ("Features")
-}
-
-namespace {
 const std::string& proc_cpuinfo() {
   static const std::string text = [] {
     std::ifstream in("/proc/cpuinfo");
@@ -128,7 +117,16 @@ const std::string& proc_cpuinfo() {
   }();
   return text;
 }
+
 }  // namespace
+
+bool cpuinfo_has_native_bf16(const std::string& cpuinfo) {
+  return has_any(cpu_flags(cpuinfo), {"avx512_bf16", "amx_bf16", "bf16"});
+}
+
+bool cpuinfo_prefers_bf16(const std::string& cpuinfo) {
+  return has_any(cpu_flags(cpuinfo), {"amx_bf16", "bf16"});  // x86 AMX; Arm's bf16 ("Features")
+}
 
 bool cpu_has_native_bf16() { return cpuinfo_has_native_bf16(proc_cpuinfo()); }
 

@@ -186,17 +186,18 @@ class Engine {
       }
       ReadyPrompt& r = ready_.front();
       const auto& prompt = job_.prompts[static_cast<size_t>(r.prompt)];
+      const int64_t len = static_cast<int64_t>(prompt.size()) - 1;  // prefilled: its keys fill [0, len)
       if (groups.empty() || groups.back().batch != r.batch) groups.push_back(Group{r.batch, {}, {}});
       groups.back().slots.push_back(s);
       groups.back().rows.push_back(r.row);
       slots.push_back(s);
       last_tok.push_back(prompt.back());
-      pos.push_back(static_cast<int64_t>(prompt.size()) - 1);
-      widx.push_back(static_cast<int64_t>(prompt.size()) - 1);  // the column after its prompt's keys
+      pos.push_back(len);   // the last token's position
+      widx.push_back(len);  // its first new key goes right after its prompt's
       keys.push_back(sample_key(o_.seed, o_.first_prompt + static_cast<uint64_t>(r.prompt),
                                 static_cast<uint64_t>(r.next_sample)));
       sample_of_[static_cast<size_t>(s)] = r.prompt * n + r.next_sample;
-      wbound_[static_cast<size_t>(s)] = static_cast<int64_t>(prompt.size()) - 1;
+      wbound_[static_cast<size_t>(s)] = len;
       tbound_[static_cast<size_t>(s)] = 0;
       if (++r.next_sample == n) ready_.pop_front();
     }

@@ -24,8 +24,8 @@ at::Tensor rotate_half(const at::Tensor& x) {  // (..., D): (-x2, x1)
 // causal attention (S == T, see causal_rows). No path copies K/V per query head:
 // - Plain causal: SDPA with enable_gqa (flash on CUDA in bf16, and on the CPU), unless SDPA would take
 //   its math kernel (CUDA in fp32), which repeats K and V for every query head: grouped_attention.
-// - Masked, on CUDA (prefill and decode into the KV cache): SDPA's fused kernels take a mask or grouped
-//   heads, not both, so with grouped heads grouped_attention takes the math kernel's place.
+// - Masked, on CUDA with grouped heads (prefill and decode into the KV cache): SDPA's fused kernels
+//   take a mask or grouped heads, not both, so grouped_attention takes the math kernel's place.
 // - Masked, on the CPU: SDPA's flash kernel in bf16 (twice as fast there as the batched matmuls of
 //   grouped_attention), grouped_attention in fp32 (1.5x as fast as SDPA: 528 against 801 us per layer
 //   of a decode step at B=64, 192 columns, small shape). Both give a row the same bits in any batch
@@ -33,24 +33,23 @@ at::Tensor rotate_half(const at::Tensor& x) {  // (..., D): (-x2, x1)
 at::Tensor sdpa_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const at::Tensor& bias) {
   int64_t B = q.size(0), T = q.size(1), H = q.size(2), S = k.size(2);
-  const bool causal = !bias.defined();
-  if (!causal && !q.is_cuda() && q.scalar_type() == at::kFloat) return grouped_attention(q, k, v, bias);
-  std::optional<at::Tensor> mask;
-  if (!causal) mask = bias.view({B, 1, T, S}).to(q.scalar_type());
+  const bool grouped = k.size(1) != H;
   at::Tensor qt = q.transpose(1, 2);  // (B, H, T, D)
-  const bool math = q.is_cuda() && k.size(1) != H &&
-                    at::_fused_sdp_choice(qt, k, v, mask, 0.0, causal, std::nullopt, /*enable_gqa=*/true) ==
-                        static_cast<int64_t>(sdp::SDPBackend::math);
-  if (math && !causal) return grouped_attention(q, k, v, bias);
-  if (math) {
+  std::optional<at::Tensor> mask;
+  if (bias.defined()) {
+    if (q.is_cuda() ? grouped : q.scalar_type() == at::kFloat) return grouped_attention(q, k, v, bias);
+    mask = bias.view({B, 1, T, S}).to(q.scalar_type());
+  } else if (grouped && q.is_cuda() &&
+             at::_fused_sdp_choice(qt, k, v, std::nullopt, 0.0, /*is_causal=*/true, std::nullopt,
+                                   /*enable_gqa=*/true) == static_cast<int64_t>(sdp::SDPBackend::math)) {
     at::Tensor pos = at::arange(T, q.options().dtype(at::kLong));
-    at::Tensor upper = pos.view({1, T}) > pos.view({T, 1});  // (T, T): keys after the query
     at::Tensor causal_bias = at::zeros({T, T}, q.options().dtype(at::kFloat))
-                                 .masked_fill_(upper, -std::numeric_limits<float>::infinity());
+                                 .masked_fill_(pos.view({1, T}) > pos.view({T, 1}),  // keys after the query
+                                               -std::numeric_limits<float>::infinity());
     return grouped_attention(q, k, v, causal_bias.expand({B, T, T}));
   }
   at::Tensor out =
-      at::scaled_dot_product_attention(qt, k, v, mask, /*dropout_p=*/0.0, causal,
+      at::scaled_dot_product_attention(qt, k, v, mask, /*dropout_p=*/0.0, !bias.defined(),
                                        /*scale=*/std::nullopt, /*enable_gqa=*/true);  // (B, H, T, D)
   return out.transpose(1, 2).reshape({B, T, -1});                                     // (B, T, H*D)
 }
